@@ -1,0 +1,1 @@
+//! Audit policy: presets, strict decoding, upstream validation, lints.

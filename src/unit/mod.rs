@@ -1,0 +1,1 @@
+//! Reading a systemd unit (fragment + drop-ins) and its ExecStart.
