@@ -11,30 +11,48 @@ use std::fmt;
 #[serde(rename_all = "kebab-case")]
 pub enum ExitCode {
     /// Nothing to do / success.
-    Ok = 0,
+    Ok,
     /// `plan`: the node is not converged, changes are pending.
-    Changes = 2,
+    Changes,
     /// EX_USAGE: the command line was wrong.
-    Usage = 64,
+    Usage,
     /// EX_DATAERR: input data (a policy, a unit file) is invalid.
-    DataErr = 65,
+    DataErr,
     /// EX_NOINPUT: an input file does not exist or cannot be read.
-    NoInput = 66,
+    NoInput,
     /// EX_UNAVAILABLE: a service (the system bus, systemd) is unavailable.
-    Unavailable = 69,
-    /// EX_SOFTWARE: an internal error.
-    Software = 70,
+    Unavailable,
+    /// EX_SOFTWARE: apply failed (and rolled back), or an internal error.
+    Software,
     /// EX_IOERR: an error while reading or writing a file.
-    IoErr = 74,
+    IoErr,
+    /// EX_TEMPFAIL: try again later (another run holds the lock).
+    TempFail,
     /// EX_NOPERM: insufficient permission.
-    NoPerm = 77,
+    NoPerm,
     /// EX_CONFIG: the configuration is invalid.
-    Config = 78,
+    Config,
+    /// A code given as is (`apply --detailed-exitcodes`).
+    #[serde(skip)]
+    Raw(u8),
 }
 
 impl ExitCode {
     pub fn code(self) -> i32 {
-        self as i32
+        match self {
+            ExitCode::Ok => 0,
+            ExitCode::Changes => 2,
+            ExitCode::Usage => 64,
+            ExitCode::DataErr => 65,
+            ExitCode::NoInput => 66,
+            ExitCode::Unavailable => 69,
+            ExitCode::Software => 70,
+            ExitCode::IoErr => 74,
+            ExitCode::TempFail => 75,
+            ExitCode::NoPerm => 77,
+            ExitCode::Config => 78,
+            ExitCode::Raw(c) => c as i32,
+        }
     }
 }
 
@@ -48,7 +66,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: ExitCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into() }
+        Error {
+            code,
+            message: message.into(),
+        }
     }
     /// Invalid configuration (EX_CONFIG).
     pub fn config(message: impl Into<String>) -> Self {

@@ -4,14 +4,27 @@
 //! Data flows one way, one module per phase:
 //!
 //! ```text
-//! config.toml ──► config::Settings ─┐
-//! unit + drop-ins ──► unit::UnitView ├─► plan::plan() ──► Plan ──► (apply)
-//! preset | file ──► policy (validated)┘
+//! config.toml ──► config::Settings ──────────┐
+//! unit + drop-ins, files ──► observe::Observed ├─► plan::plan() ──► Plan ──► report
+//! preset | file ──► policy::validate ─────────┘
 //! ```
 //!
 //! Everything up to the `Plan` is pure or reads only under a [`root::Root`].
 
+pub mod apply;
+pub mod cli;
+pub mod config;
+pub mod effects;
 pub mod error;
+pub mod flags;
+pub mod kubeconfig;
+pub mod lock;
+pub mod logging;
+pub mod observe;
+pub mod plan;
 pub mod policy;
+pub mod report;
 pub mod root;
+pub mod systemd;
 pub mod unit;
+pub mod verify;

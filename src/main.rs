@@ -1,1 +1,215 @@
-fn main() {}
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode as ProcessExit;
+
+use clap::Parser;
+
+use kaudit_node::cli::{Cli, Command, NodeArgs, OutputFormat, PolicyCommand};
+use kaudit_node::error::{Error, ExitCode, Result};
+use kaudit_node::policy::{self, Preset};
+use kaudit_node::root::Root;
+use kaudit_node::{apply, config, lock, logging, observe, plan, report, systemd};
+
+fn main() -> ProcessExit {
+    let cli = Cli::parse();
+    logging::init(cli.verbose);
+    match run(cli) {
+        Ok(code) => ProcessExit::from(code.code() as u8),
+        Err(e) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("kaudit-node: error: {}", e.message.replace('\n', "\n  "));
+            ProcessExit::from(e.code.code() as u8)
+        }
+    }
+}
+
+fn settings(node: &NodeArgs) -> Result<config::Settings> {
+    match &node.config {
+        Some(p) => config::load(p, true),
+        // Without --config, the configuration is a node file like any other.
+        None => config::load(
+            &Root::new(&node.root).host_path(Path::new(config::DEFAULT_PATH)),
+            false,
+        ),
+    }
+}
+
+fn out(text: &str) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())
+        .and_then(|_| o.flush())
+        .or_else(|e| {
+            // A closed pipe (`| head`) is not an error worth reporting.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                Ok(())
+            } else {
+                Err(Error::io(format!("stdout: {e}")))
+            }
+        })
+}
+
+fn progress(msg: &str) {
+    tracing::info!("{msg}");
+}
+
+/// apply and remove change a live node: root only, checked before anything.
+fn require_root(what: &str) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::new(
+            ExitCode::NoPerm,
+            format!("{what} changes systemd units and restarts kube-apiserver: run it as root"),
+        ));
+    }
+    Ok(())
+}
+
+fn print_report(r: &apply::Report, format: OutputFormat) -> Result<()> {
+    match format {
+        OutputFormat::Json => out(&format!(
+            "{:#}\n",
+            serde_json::to_value(r).expect("reports serialize")
+        )),
+        OutputFormat::Text => out(&report::apply_text(r)),
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Apply {
+            node,
+            dry_run,
+            no_restart,
+            detailed_exitcodes,
+            format,
+        } => {
+            let s = settings(&node)?;
+            let root = Root::new(&node.root);
+            if dry_run {
+                let p = plan::plan(&s, &observe::observe(&root, &s)?)?;
+                match format {
+                    OutputFormat::Text => out(&report::plan_text(&p))?,
+                    OutputFormat::Json => out(&format!("{:#}\n", report::plan_json(&p)))?,
+                }
+                return Ok(ExitCode::Ok);
+            }
+            require_root("apply")?;
+            let _lock = lock::acquire(&root, std::time::Duration::from_secs(300), &mut |m| {
+                progress(m)
+            })?;
+            let observed = observe::observe(&root, &s)?;
+            let p = plan::plan(&s, &observed)?;
+            let mut sd = systemd::Dbus::connect(std::time::Duration::from_secs(30))?;
+            let r = apply::apply(
+                &root,
+                &mut sd,
+                &s,
+                &observed,
+                &p,
+                apply::Options { no_restart },
+                &mut |m| progress(m),
+            );
+            print_report(&r, format)?;
+            if detailed_exitcodes {
+                return Ok(ExitCode::Raw(apply::detailed_exit(&r)));
+            }
+            Ok(if r.error.is_some() {
+                ExitCode::Software
+            } else {
+                ExitCode::Ok
+            })
+        }
+        Command::Remove {
+            node,
+            keep_policy,
+            format,
+        } => {
+            let s = settings(&node)?;
+            let root = Root::new(&node.root);
+            require_root("remove")?;
+            let _lock = lock::acquire(&root, std::time::Duration::from_secs(300), &mut |m| {
+                progress(m)
+            })?;
+            let mut sd = systemd::Dbus::connect(std::time::Duration::from_secs(30))?;
+            let r = apply::remove(&root, &mut sd, &s, keep_policy, &mut |m| progress(m))?;
+            print_report(&r, format)?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Plan { node, format } => {
+            let s = settings(&node)?;
+            let root = Root::new(&node.root);
+            let observed = observe::observe(&root, &s)?;
+            let p = plan::plan(&s, &observed)?;
+            match format {
+                OutputFormat::Text => out(&report::plan_text(&p))?,
+                OutputFormat::Json => out(&format!("{:#}\n", report::plan_json(&p)))?,
+            }
+            Ok(if p.is_converged() {
+                ExitCode::Ok
+            } else {
+                ExitCode::Changes
+            })
+        }
+        Command::Policy(PolicyCommand::Show { preset }) => {
+            out(preset.text())?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Policy(PolicyCommand::List) => {
+            let mut t = String::new();
+            for p in Preset::ALL {
+                t.push_str(&format!("{:<12} {}\n", p.name(), p.description()));
+            }
+            out(&t)?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Policy(PolicyCommand::Validate {
+            file,
+            strict,
+            format,
+        }) => {
+            let (label, bytes) = if file == Path::new("-") {
+                let mut b = Vec::new();
+                std::io::stdin()
+                    .take(observe::MAX_POLICY_BYTES + 1)
+                    .read_to_end(&mut b)
+                    .map_err(|e| Error::io(format!("standard input: {e}")))?;
+                ("(stdin)".to_string(), b)
+            } else {
+                let label = file.display().to_string();
+                let md = std::fs::metadata(&file).map_err(|e| Error::read(&label, &e))?;
+                if md.len() > observe::MAX_POLICY_BYTES {
+                    return Err(Error::data(format!(
+                        "{label}: {} bytes; kaudit-node refuses policies over {} bytes",
+                        md.len(),
+                        observe::MAX_POLICY_BYTES
+                    )));
+                }
+                (
+                    label.clone(),
+                    std::fs::read(&file).map_err(|e| Error::read(&label, &e))?,
+                )
+            };
+            let r = policy::validate(&label, &bytes);
+            let ok = r.is_ok(strict);
+            match format {
+                OutputFormat::Text => {
+                    let mut t = r.render_text(strict);
+                    let (e, w) = (r.errors().count(), r.warnings().count());
+                    if ok {
+                        t.push_str(&format!(
+                            "{label}: valid ({} rules, {w} warnings)\n",
+                            r.rules
+                        ));
+                    } else {
+                        t.push_str(&format!("{label}: invalid ({e} errors, {w} warnings)\n"));
+                    }
+                    if ok { out(&t)? } else { eprint!("{t}") }
+                }
+                OutputFormat::Json => {
+                    let v = serde_json::json!({"file": label, "valid": ok, "strict": strict, "rules": r.rules, "diagnostics": r.diagnostics});
+                    out(&format!("{v:#}\n"))?;
+                }
+            }
+            Ok(if ok { ExitCode::Ok } else { ExitCode::DataErr })
+        }
+    }
+}

@@ -17,7 +17,9 @@ pub struct Root {
 impl Root {
     /// The live system (`/`).
     pub fn system() -> Self {
-        Root { dir: PathBuf::from("/") }
+        Root {
+            dir: PathBuf::from("/"),
+        }
     }
 
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -71,6 +73,9 @@ mod tests {
             r.host_path(Path::new("/etc/systemd/system/a.service")),
             PathBuf::from("/tmp/x/etc/systemd/system/a.service")
         );
-        assert_eq!(Root::system().host_path(Path::new("/etc/a")), PathBuf::from("/etc/a"));
+        assert_eq!(
+            Root::system().host_path(Path::new("/etc/a")),
+            PathBuf::from("/etc/a")
+        );
     }
 }

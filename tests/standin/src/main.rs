@@ -1,1 +1,397 @@
-fn main() {}
+//! # kube-apiserver TEST STAND-IN
+//!
+//! A test double for `kube-apiserver`, used by kaudit-node's tests where no real
+//! apiserver exists. It serves no API. It behaves like upstream kube-apiserver
+//! (v1.28.7 by default) in everything kaudit-node depends on, following
+//! `/work/shared/reference/kube-apiserver-audit.md` (section numbers cited as §N):
+//!
+//! * command line parsed like pflag/cobra (§2.1, §8), `Error: …` and exit 1 on bad flags;
+//! * audit options validated like `AuditOptions.Validate()` (§2.2), only when a backend
+//!   is enabled, all errors in one `E… run.go:74] "command failed" err="…"` line (§8);
+//! * the policy loaded like 1.26+ (§3): strict first, lenient fallback with a warning;
+//! * the log created by `ensureLogFile` and written through a lumberjack-style rotating
+//!   writer (§2.3); with no policy the file exists and stays empty (§0, §5.1);
+//! * simulated requests audited under the policy at a steady rate, first event about
+//!   0.6 s after start, then `READY=1` to `$NOTIFY_SOCKET` (§2.3, §8);
+//! * SIGTERM/SIGINT → exit 0; SIGHUP kills it; SIGUSR1 ignored (§2.3 "Signals").
+//!
+//! Test hooks (environment): see `--help`.
+
+mod event;
+mod flags;
+mod gostr;
+mod klog;
+mod policy;
+mod sys;
+mod timefmt;
+mod validate;
+mod writer;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::exit;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::event::Simulator;
+use crate::policy::Policy;
+use crate::sys::Signals;
+use crate::writer::Sink;
+
+/// The upstream release the stand-in imitates unless `STANDIN_VERSION` says otherwise.
+const DEFAULT_VERSION: &str = "v1.28.7";
+/// When the first audit event appears after start (§8: 0.64–0.71 s).
+const FIRST_EVENT_AFTER: Duration = Duration::from_millis(600);
+/// When start-up failures after flag parsing are reported (§8: 0.16–0.22 s).
+const FAILURE_AFTER: Duration = Duration::from_millis(150);
+const DEFAULT_RATE: f64 = 10.0;
+const DEFAULT_FAILURE: &str = "unable to load server certificate: open /var/lib/kubernetes/kubernetes.pem: no such file or directory";
+
+struct Version {
+    /// As printed: `v1.28.7-standin`.
+    text: String,
+    /// The imitated release: `v1.28.7` (what the userAgent of events carries).
+    base: String,
+    major: String,
+    minor: String,
+    /// 1.36 or later: new rotation defaults and `maxsize=0` semantics (§2.1, §2.4).
+    v136: bool,
+}
+
+fn version() -> Version {
+    let base = std::env::var("STANDIN_VERSION").unwrap_or_else(|_| DEFAULT_VERSION.into());
+    let base = if base.starts_with('v') {
+        base
+    } else {
+        format!("v{base}")
+    };
+    let text = if base.contains("standin") {
+        base.clone()
+    } else {
+        format!("{base}-standin")
+    };
+    let plain = base.trim_end_matches("-standin").to_string();
+    let mut parts = base.trim_start_matches('v').split(['.', '-']);
+    let major = parts.next().unwrap_or("1").to_string();
+    let minor = parts.next().unwrap_or("28").to_string();
+    let v136 = major.parse::<u32>().unwrap_or(1) > 1 || minor.parse::<u32>().unwrap_or(28) >= 36;
+    Version {
+        text,
+        base: plain,
+        major,
+        minor,
+        v136,
+    }
+}
+
+/// A start-up failure: reported like cli.Run does, at upstream's pace, exit 1.
+fn fatal(t0: Instant, err: &str) -> ! {
+    if let Some(rest) = FAILURE_AFTER.checked_sub(t0.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(klog::command_failed_line(err).as_bytes());
+    exit(1)
+}
+
+fn usage_error(err: &str) -> ! {
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(format!("Error: {err}\n").as_bytes());
+    exit(1)
+}
+
+/// The start-up failure hooks (`STANDIN_FAIL`, `STANDIN_FAIL_FILE`, `STANDIN_FAIL_IF_ARG`).
+fn injected_failure(args: &[String]) -> Option<String> {
+    let message = std::env::var("STANDIN_FAIL_MESSAGE")
+        .ok()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| DEFAULT_FAILURE.into());
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if set("STANDIN_FAIL").is_some_and(|v| v != "0" && v != "false") {
+        return Some(message);
+    }
+    if set("STANDIN_FAIL_FILE").is_some_and(|p| Path::new(&p).exists()) {
+        return Some(message);
+    }
+    if let Some(pat) = set("STANDIN_FAIL_IF_ARG") {
+        let hit = |a: &String| match pat.strip_suffix('*') {
+            Some(prefix) => a.starts_with(prefix),
+            None => *a == pat,
+        };
+        if args.iter().any(hit) {
+            return Some(message);
+        }
+    }
+    None
+}
+
+fn rate(cl: &flags::CommandLine) -> f64 {
+    if let Some(r) = cl.standin_rate {
+        return r;
+    }
+    match std::env::var("STANDIN_RATE") {
+        Ok(v) if !v.is_empty() => match v.trim().parse::<f64>() {
+            Ok(r) if r.is_finite() => r,
+            _ => usage_error(&format!("invalid STANDIN_RATE {}", gostr::quote(&v))),
+        },
+        _ => DEFAULT_RATE,
+    }
+}
+
+/// Everything the run loop needs once start-up succeeded.
+struct Server {
+    sink: Option<Sink>,
+    policy: Option<Policy>,
+    legacy: bool,
+    sim: Simulator,
+    pause_file: Option<String>,
+    paused_by_signal: bool,
+}
+
+impl Server {
+    fn paused(&self) -> bool {
+        self.paused_by_signal
+            || self
+                .pause_file
+                .as_deref()
+                .is_some_and(|p| Path::new(p).exists())
+    }
+
+    /// One simulated request: its events written whole, one write(2) per line.
+    fn request(&mut self) {
+        let Some(sink) = self.sink.as_mut() else {
+            return;
+        };
+        let now = SystemTime::now();
+        let req = self.sim.next_request(now);
+        for (line, legacy) in self.sim.lines(&req, self.policy.as_ref(), self.legacy, now) {
+            if let Err(e) = sink.write(line.as_bytes()) {
+                // audit.HandlePluginError (§2.3 "Error accounting").
+                klog::error(
+                    "audit.go:80",
+                    &format!(
+                        "Error in audit plugin 'log' affecting 1 audit events: {e}\nImpacted events:\n{legacy}"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn main() {
+    let t0 = Instant::now();
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => usage_error(&format!("cannot set up signals: {e}")),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ver = version();
+
+    // cobra/pflag: parse, help, positional arguments (§8: "Error: …", exit 1).
+    let cl = flags::parse(&args, ver.v136).unwrap_or_else(|e| usage_error(&e));
+    for n in &cl.notices {
+        eprintln!("{n}");
+    }
+    if cl.help {
+        print!("{}", flags::help_text(&ver.text, ver.v136));
+        exit(0);
+    }
+    if let Err(e) = flags::check_positional(&cl) {
+        usage_error(&e);
+    }
+    // verflag.PrintAndExitIfRequested.
+    if let Some(v) = cl.version.as_deref() {
+        match v {
+            "false" | "0" | "f" | "F" | "FALSE" | "False" => {}
+            "raw" => {
+                println!(
+                    "version.Info{{Major:{}, Minor:{}, GitVersion:{}, GitCommit:\"standin\", GitTreeState:\"clean\", BuildDate:\"\", GoVersion:\"\", Compiler:\"gc\", Platform:\"linux/amd64\"}}",
+                    gostr::quote(&ver.major),
+                    gostr::quote(&ver.minor),
+                    gostr::quote(&ver.text)
+                );
+                exit(0);
+            }
+            "true" | "1" | "t" | "T" | "TRUE" | "True" => {
+                println!("Kubernetes {}", ver.text);
+                exit(0);
+            }
+            other => {
+                println!("Kubernetes {other}");
+                exit(0);
+            }
+        }
+    }
+
+    klog::info_s(
+        "standin.go:1",
+        "TEST STAND-IN for kube-apiserver: not a Kubernetes API server, it serves no API",
+        &[("version", &ver.text)],
+    );
+    klog::info("server.go:156", &format!("Version: {}", ver.text));
+
+    if let Some(msg) = injected_failure(&args) {
+        fatal(t0, &msg);
+    }
+
+    // Complete(): DefaultAdvertiseAddress (§8 "Without a default route").
+    let route_check = std::env::var("STANDIN_SKIP_ROUTE_CHECK").map_or(true, |v| v != "1");
+    let (advertise, bind) = (
+        cl.other_last("advertise-address"),
+        cl.other_last("bind-address"),
+    );
+    if route_check && let Err(e) = sys::check_advertise_address(advertise, bind) {
+        fatal(t0, &e);
+    }
+
+    // Validate() (§2.2).
+    let audit = cl.audit();
+    let errs = validate::validate(&audit);
+    if !errs.is_empty() {
+        fatal(t0, &validate::aggregate(&errs));
+    }
+
+    // ApplyTo(): the policy first, then the writer (§2.2, §2.3).
+    let policy = if audit.policy_file.is_empty() {
+        None
+    } else {
+        let loaded = policy::load_from_file(&audit.policy_file);
+        if let Some(w) = &loaded.warning {
+            klog::warning("reader.go:81", w);
+        }
+        match loaded.policy {
+            Ok(p) => Some(p),
+            Err(e) => fatal(t0, &e),
+        }
+    };
+    let log = &audit.log;
+    let sink = writer::get_writer(
+        &log.path,
+        log.max_size,
+        log.max_age,
+        log.max_backups,
+        log.compress,
+        ver.v136,
+    )
+    .unwrap_or_else(|e| fatal(t0, &e));
+    let verbosity: i64 = cl.other_last("v").and_then(|v| v.parse().ok()).unwrap_or(0);
+    if sink.is_some() && policy.is_none() && verbosity >= 2 {
+        klog::info(
+            "audit.go:410",
+            "No audit policy file provided, no events will be recorded for log backend",
+        );
+    }
+    if validate::webhook_enabled(&audit.webhook) {
+        klog::info_s(
+            "standin.go:2",
+            "STAND-IN: the audit webhook options are validated, but no webhook events are sent",
+            &[],
+        );
+    }
+
+    let rate = rate(&cl);
+    klog::info_s(
+        "standin.go:3",
+        "STAND-IN: simulating requests",
+        &[("rate", &format!("{rate}/s")), ("auditLogPath", &log.path)],
+    );
+    let mut server = Server {
+        sink,
+        policy,
+        legacy: log.format == "legacy",
+        sim: Simulator::new(&ver.base),
+        pause_file: std::env::var("STANDIN_PAUSE_FILE")
+            .ok()
+            .filter(|p| !p.is_empty()),
+        paused_by_signal: false,
+    };
+    run(&mut server, &signals, t0, rate);
+}
+
+/// The steady loop: requests at `rate` per second from `t0 + 0.6 s`, READY=1 after the
+/// first tick, signals between ticks.
+fn run(server: &mut Server, signals: &Signals, t0: Instant, rate: f64) -> ! {
+    const MAX_BATCH: u64 = 10_000;
+    let first = t0 + FIRST_EVENT_AFTER;
+    let interval = (rate > 0.0).then(|| 1.0 / rate);
+    let mut done: u64 = 0;
+    let mut ready = false;
+    loop {
+        let now = Instant::now();
+        let next_due = match (ready, interval) {
+            (false, _) => first,
+            (true, Some(iv)) => first + Duration::from_secs_f64(iv * done as f64),
+            (true, None) => now + Duration::from_secs(1),
+        };
+        if next_due > now {
+            let wait = (next_due - now).min(Duration::from_secs(1));
+            if let Some(sig) = signals.wait(wait) {
+                handle_signal(server, sig);
+            }
+            continue;
+        }
+        let due = match interval {
+            Some(iv) => ((now - first).as_secs_f64() / iv).floor() as u64 + 1,
+            None => 0,
+        };
+        if server.paused() {
+            done = due.max(done);
+        } else {
+            let stop = due.min(done + MAX_BATCH);
+            while done < stop {
+                server.request();
+                done += 1;
+            }
+        }
+        if !ready {
+            ready = true;
+            if matches!(sys::sd_notify("READY=1"), Ok(true)) {
+                klog::info_s(
+                    "standin.go:4",
+                    "STAND-IN: sent READY=1 to $NOTIFY_SOCKET",
+                    &[],
+                );
+            }
+        }
+        if interval.is_none()
+            && let Some(sig) = signals.wait(Duration::from_secs(1))
+        {
+            handle_signal(server, sig);
+        }
+    }
+}
+
+fn handle_signal(server: &mut Server, sig: i32) {
+    match sig {
+        libc::SIGTERM | libc::SIGINT => {
+            klog::info_s(
+                "genericapiserver.go:541",
+                "[graceful-termination] shutdown event",
+                &[("name", "ShutdownInitiated")],
+            );
+            let _ = std::io::stdout().flush();
+            klog::info_s(
+                "standin.go:5",
+                "STAND-IN: exiting on signal",
+                &[("signal", sys::signal_name(sig))],
+            );
+            exit(0);
+        }
+        libc::SIGHUP => sys::die_from_signal(sig),
+        libc::SIGUSR2 => {
+            server.paused_by_signal = !server.paused_by_signal;
+            let state = if server.paused_by_signal {
+                "paused"
+            } else {
+                "resumed"
+            };
+            klog::info_s(
+                "standin.go:6",
+                "STAND-IN: SIGUSR2 toggled event writing",
+                &[("state", state)],
+            );
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,624 @@
+//! `apply` and `remove`: carry out a plan on a live node, prove that audit
+//! events appear, and roll back on failure so the apiserver is never left
+//! down.
+//!
+//! The order (issue #3): lock → observe and plan → (converged? stop) →
+//! keep the previous state → write files → daemon-reload → check systemd
+//! loaded our drop-in → restart and wait for the job → verify (new main
+//! PID, effective flags in /proc/PID/cmdline, the log held open, a new audit
+//! event) → on failure, restore, reload, restart, check active.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::config::Settings;
+use crate::effects;
+use crate::error::{Error, ExitCode, Result};
+use crate::observe::{self, Observed, PathState};
+use crate::plan::{self, Action, Kind, Plan};
+use crate::root::Root;
+use crate::systemd::{Systemd, UnitStatus};
+use crate::verify::{self, LogHandle};
+
+/// What apply did, for the text and JSON reports.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub unit: String,
+    pub changed: bool,
+    pub actions: Vec<String>,
+    pub files: Vec<String>,
+    pub old_main_pid: Option<u32>,
+    pub new_main_pid: Option<u32>,
+    /// Milliseconds from the end of the restart job to the first new event.
+    pub first_event_ms: Option<u64>,
+    pub warnings: Vec<String>,
+    /// The step that failed, and why.
+    pub failed_step: Option<String>,
+    pub error: Option<String>,
+    pub rolled_back: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Write files and reload, but do not restart (image builds).
+    pub no_restart: bool,
+}
+
+/// Sink for progress lines (stderr in the CLI).
+pub type Progress<'a> = &'a mut dyn FnMut(&str);
+
+/// A failure after the node was touched: the step and the reason.
+struct StepError {
+    step: &'static str,
+    error: Error,
+}
+
+fn step<T>(step: &'static str, r: Result<T>) -> std::result::Result<T, StepError> {
+    r.map_err(|error| StepError { step, error })
+}
+
+/// The runtime facts that decide whether a node whose files are right
+/// still needs a reload or a restart (for example after a crash between
+/// writing the files and restarting).
+#[derive(Debug, Default)]
+struct Runtime {
+    needs_reload: bool,
+    needs_restart: bool,
+    reasons: Vec<String>,
+}
+
+fn mtime(root: &Root, node: &Path) -> Option<SystemTime> {
+    std::fs::metadata(root.host_path(node))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+/// When a process started, from `/proc/PID/stat` and `/proc/stat`'s btime.
+pub fn process_start(root: &Root, pid: u32) -> Option<SystemTime> {
+    let stat = std::fs::read_to_string(root.host_path(&PathBuf::from(format!("/proc/{pid}/stat"))))
+        .ok()?;
+    // Field 22 (starttime), counted after the ")" that ends the command name.
+    let after = stat.rsplit_once(')')?.1;
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let btime: u64 = std::fs::read_to_string(root.host_path(Path::new("/proc/stat")))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as u64;
+    Some(
+        SystemTime::UNIX_EPOCH
+            + Duration::from_secs(btime)
+            + Duration::from_millis(ticks * 1000 / hz.max(1)),
+    )
+}
+
+fn runtime_state(root: &Root, s: &Settings, p: &Plan, st: &UnitStatus) -> Runtime {
+    let mut r = Runtime::default();
+    let ours = observe::dropin_dir(&s.unit).join(observe::DROPIN_NAME);
+    let ours_s = ours.display().to_string();
+    if !st.drop_in_paths.contains(&ours_s) || st.need_daemon_reload {
+        r.needs_reload = true;
+        r.reasons.push("systemd has not loaded the drop-in".into());
+    } else if !st
+        .exec_start
+        .first()
+        .is_some_and(|a| verify::exec_matches(a, &p.argv))
+    {
+        r.needs_reload = true;
+        r.reasons
+            .push("systemd's ExecStart differs from the drop-in".into());
+    }
+    if !st.is_active() || st.main_pid == 0 {
+        // A stopped apiserver is left stopped: see apply().
+        return r;
+    }
+    match verify::read_cmdline(root, st.main_pid) {
+        Ok(argv) => {
+            let bad: Vec<String> = verify::check_flags(&argv, &p.flags)
+                .into_iter()
+                .filter(|f| !f.is_effective())
+                .map(|f| format!("--{}", f.name))
+                .collect();
+            if !bad.is_empty() {
+                r.needs_restart = true;
+                r.reasons.push(format!(
+                    "the running apiserver (PID {}) lacks {}",
+                    st.main_pid,
+                    bad.join(", ")
+                ));
+            }
+        }
+        Err(e) => r
+            .reasons
+            .push(format!("cannot read /proc/{}/cmdline: {e}", st.main_pid)),
+    }
+    if let Some(started) = process_start(root, st.main_pid) {
+        for f in [&ours, &s.policy_path] {
+            if let Some(m) = mtime(root, f)
+                && started + Duration::from_secs(1) < m
+            {
+                r.needs_restart = true;
+                r.reasons.push(format!(
+                    "{} changed after the apiserver (PID {}) started",
+                    f.display(),
+                    st.main_pid
+                ));
+            }
+        }
+    }
+    r
+}
+
+/// The previous state of every path a plan writes, to restore on failure.
+struct Backup {
+    files: Vec<(PathBuf, PathState)>,
+}
+
+impl Backup {
+    fn take(o: &Observed, p: &Plan) -> Backup {
+        let mut files = Vec::new();
+        for e in p.changes().filter(|e| e.kind == Kind::File) {
+            files.push((e.path.clone(), o.state(&e.path).clone()));
+        }
+        for r in &p.removals {
+            files.push((r.path.clone(), o.state(&r.path).clone()));
+        }
+        Backup { files }
+    }
+
+    fn restore(&self, root: &Root) -> Result<()> {
+        for (path, state) in &self.files {
+            match state {
+                PathState::Missing => effects::remove_file(root, path)?,
+                PathState::File {
+                    content,
+                    mode,
+                    uid,
+                    gid,
+                } => effects::write_atomic(root, path, content, *mode, *uid, *gid)?,
+                PathState::Dir { .. } | PathState::Other { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn require_loaded(unit: &str, st: &UnitStatus) -> Result<()> {
+    match st.load_state.as_str() {
+        "loaded" => Ok(()),
+        "masked" => Err(Error::data(format!(
+            "{unit} is masked; unmask it before applying"
+        ))),
+        "not-found" => Err(Error::no_input(format!("systemd does not know {unit}"))),
+        other => Err(Error::data(format!(
+            "{unit}: systemd reports LoadState={other}"
+        ))),
+    }
+}
+
+/// Restarts and proves audit logging works: new main PID, effective flags,
+/// the log held open, a new event. Returns the new PID and the time to the
+/// first event.
+fn restart_and_verify(
+    root: &Root,
+    sd: &mut dyn Systemd,
+    s: &Settings,
+    p: &Plan,
+    old_pid: u32,
+    progress: Progress,
+) -> std::result::Result<(u32, Duration), StepError> {
+    let deadline = Instant::now() + s.apply.verify_timeout.as_std();
+    progress(&format!("restarting {}", s.unit));
+    let job = step(
+        "restart",
+        sd.restart(&s.unit, deadline.saturating_duration_since(Instant::now())),
+    )?;
+    let job_done = Instant::now();
+    if !job.is_done() {
+        return Err(StepError {
+            step: "restart",
+            error: Error::new(
+                ExitCode::Software,
+                format!(
+                    "the restart job of {} ended with \"{}\"; see `journalctl -u {}`",
+                    s.unit, job.0, s.unit
+                ),
+            ),
+        });
+    }
+    let mark = verify::log_mark(root, &s.log.path);
+    let st = step("verify", sd.status(&s.unit))?;
+    if !st.is_active() || st.main_pid == 0 || st.main_pid == old_pid {
+        return Err(StepError {
+            step: "verify",
+            error: Error::new(
+                ExitCode::Software,
+                format!(
+                    "{} is {} ({}) after the restart, main PID {}; see `journalctl -u {}`",
+                    s.unit, st.active_state, st.sub_state, st.main_pid, s.unit
+                ),
+            ),
+        });
+    }
+    let pid = st.main_pid;
+    let argv = step(
+        "verify",
+        verify::read_cmdline(root, pid).map_err(|e| Error::io(format!("/proc/{pid}/cmdline: {e}"))),
+    )?;
+    for f in verify::check_flags(&argv, &p.flags) {
+        if !f.is_effective() {
+            return Err(StepError {
+                step: "verify",
+                error: Error::new(
+                    ExitCode::Software,
+                    format!(
+                        "the new apiserver (PID {pid}) runs with --{}={} where {} was expected",
+                        f.name,
+                        f.effective().unwrap_or("(absent)"),
+                        f.expected
+                    ),
+                ),
+            });
+        }
+    }
+    progress(&format!(
+        "waiting for the first audit event from PID {pid} in {}",
+        s.log.path.display()
+    ));
+    let mut next_note = Instant::now() + Duration::from_secs(5);
+    loop {
+        let event =
+            verify::first_event_after(root, &s.log.path, mark, s.log.format).unwrap_or(None);
+        if event.is_some() {
+            match verify::log_handle(root, pid, &s.log.path) {
+                Ok(LogHandle::Open) => return Ok((pid, job_done.elapsed())),
+                Ok(LogHandle::Deleted) => {
+                    return Err(StepError {
+                        step: "verify",
+                        error: Error::new(
+                            ExitCode::Software,
+                            format!(
+                                "PID {pid} writes to a deleted or replaced file, not {}",
+                                s.log.path.display()
+                            ),
+                        ),
+                    });
+                }
+                Ok(LogHandle::NotOpen) | Err(_) => {}
+            }
+        }
+        if !root
+            .host_path(&PathBuf::from(format!("/proc/{pid}")))
+            .exists()
+        {
+            let st = step("verify", sd.status(&s.unit))?;
+            return Err(StepError {
+                step: "verify",
+                error: Error::new(
+                    ExitCode::Software,
+                    format!(
+                        "the new apiserver (PID {pid}) exited; {} is {} ({}); see `journalctl -u {}`",
+                        s.unit, st.active_state, st.sub_state, s.unit
+                    ),
+                ),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(StepError {
+                step: "verify",
+                error: Error::new(
+                    ExitCode::Software,
+                    format!(
+                        "no new audit event in {} within {} (PID {pid}); is the policy logging anything?",
+                        s.log.path.display(),
+                        s.apply.verify_timeout.text
+                    ),
+                ),
+            });
+        }
+        if Instant::now() >= next_note {
+            progress(&format!(
+                "still waiting for the first audit event ({}s)",
+                job_done.elapsed().as_secs()
+            ));
+            next_note += Duration::from_secs(5);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Carries out `plan` on the node. The caller holds the lock.
+pub fn apply(
+    root: &Root,
+    sd: &mut dyn Systemd,
+    s: &Settings,
+    o: &Observed,
+    p: &Plan,
+    opts: Options,
+    progress: Progress,
+) -> Report {
+    let mut rep = Report {
+        unit: s.unit.clone(),
+        warnings: p.warnings.clone(),
+        ..Report::default()
+    };
+    let fail = |rep: &mut Report, step: &str, e: Error| {
+        rep.failed_step = Some(step.to_string());
+        rep.error = Some(e.message);
+    };
+
+    let st = match sd
+        .status(&s.unit)
+        .and_then(|st| require_loaded(&s.unit, &st).map(|_| st))
+    {
+        Ok(st) => st,
+        Err(e) => {
+            fail(&mut rep, "observe", e);
+            return rep;
+        }
+    };
+    rep.old_main_pid = (st.main_pid != 0).then_some(st.main_pid);
+    let rt = runtime_state(root, s, p, &st);
+    let files_changed = !p.is_converged();
+    let need_reload = p.actions.contains(&Action::DaemonReload) || rt.needs_reload;
+    let need_restart = p
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::Restart { .. }))
+        || rt.needs_restart
+        || rt.needs_reload;
+    if !files_changed && !need_reload && !need_restart {
+        return rep;
+    }
+    rep.warnings
+        .extend(rt.reasons.iter().map(|r| format!("runtime: {r}")));
+
+    // Keep the previous state, then write.
+    let backup = Backup::take(o, p);
+    let touched = files_changed;
+    if files_changed {
+        progress(&format!(
+            "writing {} file(s)",
+            p.changes().count() + p.removals.len()
+        ));
+        if let Err(e) = effects::write_plan(root, p) {
+            fail(&mut rep, "write", e);
+            rollback(root, sd, s, &backup, &st, false, &mut rep, progress);
+            return rep;
+        }
+        rep.changed = true;
+        rep.files = p
+            .changes()
+            .map(|e| e.path.display().to_string())
+            .chain(
+                p.removals
+                    .iter()
+                    .map(|r| format!("{} (removed)", r.path.display())),
+            )
+            .collect();
+    }
+
+    let result = (|| -> std::result::Result<(), StepError> {
+        if need_reload {
+            progress("reloading systemd");
+            step("reload", sd.reload())?;
+            rep.actions.push("daemon-reload".into());
+            rep.changed = true;
+            let st2 = step("reload", sd.status(&s.unit))?;
+            let ours = observe::dropin_dir(&s.unit)
+                .join(observe::DROPIN_NAME)
+                .display()
+                .to_string();
+            if !st2.drop_in_paths.contains(&ours) {
+                return Err(StepError {
+                    step: "reload",
+                    error: Error::data(format!(
+                        "systemd did not load {ours} after the reload (DropInPaths: {})",
+                        st2.drop_in_paths.join(", ")
+                    )),
+                });
+            }
+            if !st2
+                .exec_start
+                .first()
+                .is_some_and(|a| verify::exec_matches(a, &p.argv))
+            {
+                let later: Vec<&String> = st2
+                    .drop_in_paths
+                    .iter()
+                    .filter(|d| d.as_str() > ours.as_str())
+                    .collect();
+                return Err(StepError {
+                    step: "reload",
+                    error: Error::data(format!(
+                        "systemd's effective ExecStart of {} is not kaudit-node's; a drop-in loaded after it overrides it ({}); not restarting",
+                        s.unit,
+                        if later.is_empty() {
+                            "none found by name".to_string()
+                        } else {
+                            later
+                                .iter()
+                                .map(|d| d.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    )),
+                });
+            }
+        }
+        if opts.no_restart {
+            rep.warnings.push("--no-restart: the files are written and systemd reloaded; restart the unit to load them".into());
+            return Ok(());
+        }
+        if !need_restart {
+            return Ok(());
+        }
+        if !st.is_active() {
+            rep.warnings.push(format!(
+                "{} is {}: it was not started; start it to load the new configuration",
+                s.unit, st.active_state
+            ));
+            return Ok(());
+        }
+        let (pid, first) = restart_and_verify(root, sd, s, p, st.main_pid, progress)?;
+        rep.actions.push(format!("restart {}", s.unit));
+        rep.changed = true;
+        rep.new_main_pid = Some(pid);
+        rep.first_event_ms = Some(first.as_millis() as u64);
+        Ok(())
+    })();
+
+    if let Err(StepError { step, error }) = result {
+        fail(&mut rep, step, error);
+        if touched || need_restart {
+            rollback(root, sd, s, &backup, &st, true, &mut rep, progress);
+        }
+    }
+    rep
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rollback(
+    root: &Root,
+    sd: &mut dyn Systemd,
+    s: &Settings,
+    backup: &Backup,
+    before: &UnitStatus,
+    reload: bool,
+    rep: &mut Report,
+    progress: Progress,
+) {
+    if !s.apply.rollback {
+        rep.warnings
+            .push("apply.rollback = false: the new configuration was left in place".into());
+        return;
+    }
+    progress("rolling back to the previous configuration");
+    let r = (|| -> Result<()> {
+        backup.restore(root)?;
+        if reload {
+            sd.reload()?;
+        }
+        if before.is_active() {
+            sd.reset_failed(&s.unit)?;
+            let job = sd.restart(&s.unit, s.apply.verify_timeout.as_std())?;
+            let st = sd.status(&s.unit)?;
+            if !job.is_done() || !st.is_active() {
+                return Err(Error::new(
+                    ExitCode::Software,
+                    format!(
+                        "{} is {} ({}) after the rollback restart; see `journalctl -u {}`",
+                        s.unit, st.active_state, st.sub_state, s.unit
+                    ),
+                ));
+            }
+            rep.new_main_pid = Some(st.main_pid);
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => {
+            rep.rolled_back = true;
+            rep.actions.push("rollback".into());
+        }
+        Err(e) => rep.warnings.push(format!("ROLLBACK FAILED: {}", e.message)),
+    }
+}
+
+/// `remove`: delete kaudit-node's drop-in and snippet (and the policy it
+/// installed, unless `keep_policy`), reload, restart, and check the
+/// apiserver is active on the vendor command line. Audit logs are kept.
+pub fn remove(
+    root: &Root,
+    sd: &mut dyn Systemd,
+    s: &Settings,
+    keep_policy: bool,
+    progress: Progress,
+) -> Result<Report> {
+    let mut rep = Report {
+        unit: s.unit.clone(),
+        ..Report::default()
+    };
+    let dropin = observe::dropin_dir(&s.unit).join(observe::DROPIN_NAME);
+    let ours = |p: &Path| -> Result<Option<String>> {
+        Ok(match PathState::read(root, p, true)? {
+            PathState::File { content, .. }
+                if content.starts_with(plan::HEADER_MARK.as_bytes()) =>
+            {
+                Some(String::from_utf8_lossy(&content).into_owned())
+            }
+            _ => None,
+        })
+    };
+    let mut to_remove: Vec<PathBuf> = Vec::new();
+    let dropin_text = ours(&dropin)?;
+    if let Some(text) = &dropin_text {
+        to_remove.push(dropin.clone());
+        // The policy kaudit-node installed is the one its drop-in names.
+        if !keep_policy
+            && let Some(policy) = text
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("--audit-policy-file="))
+                .map(|p| PathBuf::from(p.trim_matches('"')))
+            && policy.is_absolute()
+        {
+            to_remove.push(policy);
+        }
+    }
+    if ours(&s.logrotate.path)?.is_some() {
+        to_remove.push(s.logrotate.path.clone());
+    }
+    let st = sd.status(&s.unit)?;
+    rep.old_main_pid = (st.main_pid != 0).then_some(st.main_pid);
+    for p in &to_remove {
+        progress(&format!("removing {}", p.display()));
+        effects::remove_file(root, p)?;
+        rep.files.push(format!("{} (removed)", p.display()));
+        rep.changed = true;
+    }
+    if dropin_text.is_none() {
+        return Ok(rep);
+    }
+    sd.reload()?;
+    rep.actions.push("daemon-reload".into());
+    if st.is_active() {
+        progress(&format!("restarting {} on the vendor command line", s.unit));
+        let job = sd.restart(&s.unit, s.apply.verify_timeout.as_std())?;
+        let st2 = sd.status(&s.unit)?;
+        rep.actions.push(format!("restart {}", s.unit));
+        if !job.is_done() || !st2.is_active() {
+            return Err(Error::new(
+                ExitCode::Software,
+                format!(
+                    "{} is {} ({}) after the restart; see `journalctl -u {}`",
+                    s.unit, st2.active_state, st2.sub_state, s.unit
+                ),
+            ));
+        }
+        if st2.drop_in_paths.iter().any(|d| Path::new(d) == dropin) {
+            return Err(Error::new(
+                ExitCode::Software,
+                format!("systemd still lists {} after the reload", dropin.display()),
+            ));
+        }
+        rep.new_main_pid = Some(st2.main_pid);
+    }
+    Ok(rep)
+}
+
+/// Puppet-style detailed exit code: 0 no change, 2 changed, 4 failed,
+/// 6 failed with changes.
+pub fn detailed_exit(rep: &Report) -> u8 {
+    match (rep.error.is_some(), rep.changed) {
+        (false, false) => 0,
+        (false, true) => 2,
+        (true, false) => 4,
+        (true, true) => 6,
+    }
+}

@@ -1,0 +1,753 @@
+//! The plan: `plan(&Settings, &Observed) -> Plan`, pure.
+//!
+//! A plan lists every path kaudit-node wants on the node (the drop-in, the
+//! policy, the logrotate snippet, the log directory and file), what each is
+//! now, the files to remove, and the actions (daemon-reload, restart) the
+//! changes need. It is deterministic: no timestamps, no paths of the
+//! machine it was computed on. An empty plan means the node is converged.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{PolicySource, Rotation, Settings};
+use crate::error::{Error, Result};
+use crate::flags::{self, Flag};
+use crate::observe::{self, Observed, PathState};
+use crate::policy;
+use crate::unit::{self, Command, ProtectSystem};
+
+/// The first line of every file kaudit-node writes; also how it recognises
+/// its own files before removing them.
+pub const HEADER_MARK: &str = "# Written by kaudit-node.";
+
+/// The drop-in header line that records the vendor command line's hash.
+pub const VENDOR_HASH_KEY: &str = "# vendor-exec-start-sha256: ";
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Owner {
+    pub user: String,
+    pub uid: u32,
+    pub group: String,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A file with exactly this content.
+    File,
+    /// A directory.
+    Directory,
+    /// The audit log: created empty when missing, its content never touched.
+    Log,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    Unchanged,
+    Create,
+    /// Content differs (mode and owner are set too).
+    Update,
+    /// Only the mode or owner differs.
+    Metadata,
+}
+
+/// One path kaudit-node wants on the node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Entry {
+    pub path: PathBuf,
+    pub kind: Kind,
+    /// What it is for, in a few words.
+    pub purpose: &'static str,
+    #[serde(serialize_with = "ser_mode")]
+    pub mode: u32,
+    pub owner: Owner,
+    #[serde(skip)]
+    pub content: Vec<u8>,
+    #[serde(skip)]
+    pub current: Option<Vec<u8>>,
+    pub change: Change,
+    /// The mode and owner it has now, when they differ (`0644 0:0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub was: Option<String>,
+}
+
+fn ser_mode<S: serde::Serializer>(m: &u32, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{m:04o}"))
+}
+
+/// A file of kaudit-node's that is no longer wanted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Removal {
+    pub path: PathBuf,
+    pub purpose: &'static str,
+    #[serde(skip)]
+    pub current: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum Action {
+    /// systemd must re-read unit files (`Manager.Reload`).
+    DaemonReload,
+    /// The unit must restart to load new flags or a new policy.
+    Restart { unit: String },
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::DaemonReload => f.write_str("daemon-reload"),
+            Action::Restart { unit } => write!(f, "restart {unit}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Plan {
+    pub unit: String,
+    /// Where the vendor command line was read from (`FILE:LINE`).
+    pub vendor_source: String,
+    /// The vendor command line's hash, recorded in the drop-in header.
+    pub vendor_hash: String,
+    /// The argv systemd will exec once the drop-in is loaded: the values
+    /// apply compares with `ExecStart` over D-Bus and `/proc/PID/cmdline`
+    /// (with `$VAR` words still unexpanded).
+    pub argv: Vec<String>,
+    /// kaudit-node's flags, as appended.
+    pub flags: Vec<Flag>,
+    /// `--audit-*` flags removed from the vendor command line.
+    pub removed_flags: Vec<String>,
+    pub entries: Vec<Entry>,
+    pub removals: Vec<Removal>,
+    pub actions: Vec<Action>,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// True when nothing would change: no write, no reload, no restart.
+    pub fn is_converged(&self) -> bool {
+        self.changes().next().is_none() && self.removals.is_empty() && self.actions.is_empty()
+    }
+
+    pub fn changes(&self) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .filter(|e| e.change != Change::Unchanged)
+    }
+
+    pub fn entry(&self, path: &Path) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.path == path)
+    }
+}
+
+/// The hash of a vendor command line: over its prefixes and each word as
+/// written, so reformatting (continuations, spacing) is not drift but any
+/// change to a word is.
+pub fn vendor_hash(cmd: &Command) -> String {
+    let mut h = Sha256::new();
+    h.update(cmd.prefixes.as_bytes());
+    for w in &cmd.words {
+        h.update([0u8]);
+        h.update(w.raw.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads the vendor hash recorded in a drop-in written by kaudit-node.
+pub fn recorded_vendor_hash(dropin: &str) -> Option<&str> {
+    dropin
+        .lines()
+        .find_map(|l| l.strip_prefix(VENDOR_HASH_KEY))
+        .map(str::trim)
+}
+
+pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
+    let view = &o.unit;
+    let mut warnings: Vec<String> = s.warnings.clone();
+    warnings.extend(view.warnings.iter().cloned());
+
+    if !view.overriding_dropins.is_empty() {
+        let list: Vec<String> = view
+            .overriding_dropins
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(Error::data(format!(
+            "{}: sets ExecStart= and sorts after kaudit-node's drop-in {}, so it would override the audit flags; \
+             move that ExecStart= into a drop-in named to sort before \"{}\" (kaudit-node then keeps its command line), or delete it",
+            list.join(", "),
+            view.ours.display(),
+            observe::DROPIN_NAME
+        )));
+    }
+    if view.dynamic_user {
+        return Err(Error::data(format!(
+            "{}: DynamicUser=yes is not supported: the audit log directory would need LogsDirectory= and an ephemeral owner",
+            view.fragment.display()
+        )));
+    }
+
+    // The policy: validated strictly before anything else is decided.
+    let (policy_label, policy_bytes): (String, Vec<u8>) = match &s.policy {
+        PolicySource::Preset(p) => (
+            format!("preset \"{}\"", p.name()),
+            p.text().as_bytes().to_vec(),
+        ),
+        PolicySource::File(path) => {
+            let (_, bytes) = o.policy_source.as_ref().ok_or_else(|| {
+                Error::no_input(format!("{}: policy.file was not read", path.display()))
+            })?;
+            (path.display().to_string(), bytes.clone())
+        }
+    };
+    let report = policy::validate(&policy_label, &policy_bytes);
+    if !report.is_ok(false) {
+        return Err(Error::data(format!(
+            "the audit policy is invalid; nothing was changed:\n{}",
+            report.render_text(false).trim_end()
+        )));
+    }
+    warnings.extend(report.warnings().map(|d| {
+        format!(
+            "policy {}:{}:{}: {}",
+            policy_label, d.line, d.column, d.message
+        )
+    }));
+
+    // Owners.
+    let svc_user = view.user.clone().unwrap_or_else(|| "root".to_string());
+    let (svc_uid, svc_primary_gid) = o.accounts.user(&svc_user).ok_or_else(|| {
+        Error::data(format!(
+            "{}: User={svc_user} does not exist in /etc/passwd; create the user before applying",
+            view.fragment.display()
+        ))
+    })?;
+    let (svc_group, svc_gid) = match &view.group {
+        Some(g) => (
+            g.clone(),
+            o.accounts.group(g).ok_or_else(|| {
+                Error::data(format!(
+                    "{}: Group={g} does not exist in /etc/group",
+                    view.fragment.display()
+                ))
+            })?,
+        ),
+        None => (o.accounts.group_name(svc_primary_gid), svc_primary_gid),
+    };
+    let (log_group, log_gid) = match &s.log.group {
+        Some(g) => (
+            g.clone(),
+            o.accounts.group(g).ok_or_else(|| {
+                Error::config(format!("log.group = \"{g}\" does not exist in /etc/group"))
+            })?,
+        ),
+        None => (svc_group.clone(), svc_gid),
+    };
+    let root_owner = Owner {
+        user: "root".into(),
+        uid: 0,
+        group: o.accounts.group_name(0),
+        gid: 0,
+    };
+    let svc_is_root = svc_uid == 0;
+    let log_owner = Owner {
+        user: svc_user.clone(),
+        uid: svc_uid,
+        group: log_group,
+        gid: log_gid,
+    };
+    let policy_owner = if svc_is_root {
+        root_owner.clone()
+    } else {
+        Owner {
+            gid: svc_gid,
+            group: svc_group.clone(),
+            ..root_owner.clone()
+        }
+    };
+
+    // Sandboxing.
+    let log_dir = s
+        .log
+        .path
+        .parent()
+        .expect("validated: the log path has a parent")
+        .to_path_buf();
+    check_sandbox(s, view, &log_dir)?;
+    let needs_rw = needs_read_write_path(view, &log_dir);
+
+    // The command line.
+    let (vendor, removed) = view.exec_start.strip_audit_flags();
+    let removed_flags: Vec<String> = removed.iter().map(|r| r.raw.clone()).collect();
+    for r in &removed {
+        warnings.push(format!(
+            "{}:{}: removed vendor flag {} from the command line: kaudit-node's flags replace it",
+            view.exec_start_source.0.display(),
+            view.exec_start_source.1,
+            r.raw
+        ));
+    }
+    for e in &view.env_audit_flags {
+        warnings.push(format!(
+            "{e}: kaudit-node's flags come last and win, but tools that read the first occurrence (kube-bench) will report the old value; remove it from there"
+        ));
+    }
+    let flag_list = flags::audit_flags(s);
+    let quoted: Vec<String> = flag_list
+        .iter()
+        .map(|f| unit::quote_word(&f.arg()))
+        .collect::<Result<_>>()?;
+    let mut argv = vendor.argv_values();
+    argv.extend(flag_list.iter().map(Flag::arg));
+    let hash = vendor_hash(&view.exec_start);
+    let vendor_source = format!(
+        "{}:{}",
+        view.exec_start_source.0.display(),
+        view.exec_start_source.1
+    );
+
+    let dropin_path = observe::dropin_dir(&s.unit).join(observe::DROPIN_NAME);
+    let dropin = render_dropin(
+        &vendor_source,
+        &hash,
+        &removed_flags,
+        &unit::render_exec_start(&vendor, &quoted),
+        needs_rw.then_some(log_dir.as_path()),
+    );
+
+    // Entries, in the order apply creates them.
+    let mut entries = Vec::new();
+    let dir_owner = |p: &Path| {
+        if p == log_dir {
+            log_owner.clone()
+        } else {
+            root_owner.clone()
+        }
+    };
+    let mut dirs: Vec<&Path> = Vec::new();
+    let snippet_dir = (s.log.rotation == Rotation::Logrotate)
+        .then(|| s.logrotate.path.parent())
+        .flatten();
+    for base in [
+        dropin_path.parent(),
+        s.policy_path.parent(),
+        snippet_dir,
+        Some(log_dir.as_path()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut anc: Vec<&Path> = base.ancestors().filter(|a| *a != Path::new("/")).collect();
+        anc.reverse();
+        for a in anc {
+            if !dirs.contains(&a) {
+                dirs.push(a);
+            }
+        }
+    }
+    for d in dirs {
+        let managed = d == log_dir;
+        let state = o.state(d);
+        // Directories other than the log directory are only created, never changed.
+        if !managed {
+            match state {
+                PathState::Missing => {}
+                PathState::Dir { .. } => continue,
+                PathState::File { .. } => {
+                    return Err(Error::data(format!(
+                        "{}: is a file, where kaudit-node needs a directory",
+                        d.display()
+                    )));
+                }
+                PathState::Other { what } => {
+                    return Err(Error::data(format!(
+                        "{}: is {what}, where kaudit-node needs a directory",
+                        d.display()
+                    )));
+                }
+            }
+        }
+        let (mode, purpose) = if managed {
+            (s.log.dir_mode, "audit log directory")
+        } else {
+            (0o755, "parent directory")
+        };
+        entries.push(entry(
+            d,
+            Kind::Directory,
+            purpose,
+            mode,
+            dir_owner(d),
+            Vec::new(),
+            state,
+        )?);
+    }
+    entries.push(entry(
+        &dropin_path,
+        Kind::File,
+        "systemd drop-in",
+        0o644,
+        root_owner.clone(),
+        dropin.into_bytes(),
+        o.state(&dropin_path),
+    )?);
+    let policy_mode = if svc_is_root { 0o600 } else { 0o640 };
+    entries.push(entry(
+        &s.policy_path,
+        Kind::File,
+        "audit policy",
+        policy_mode,
+        policy_owner,
+        policy_bytes,
+        o.state(&s.policy_path),
+    )?);
+    let mut removals = Vec::new();
+    match s.log.rotation {
+        Rotation::Logrotate => {
+            let snippet = render_logrotate(s, &log_owner);
+            entries.push(entry(
+                &s.logrotate.path,
+                Kind::File,
+                "logrotate snippet",
+                0o644,
+                root_owner.clone(),
+                snippet.into_bytes(),
+                o.state(&s.logrotate.path),
+            )?);
+        }
+        Rotation::Apiserver => {
+            if let PathState::File { content, .. } = o.state(&s.logrotate.path) {
+                if content.starts_with(HEADER_MARK.as_bytes()) {
+                    removals.push(Removal {
+                        path: s.logrotate.path.clone(),
+                        purpose: "logrotate snippet (the apiserver owns rotation)",
+                        current: content.clone(),
+                    });
+                } else {
+                    warnings.push(format!(
+                        "{}: exists and was not written by kaudit-node; with log.rotation = \"apiserver\" no logrotate rule may match the audit log",
+                        s.logrotate.path.display()
+                    ));
+                }
+            }
+        }
+    }
+    entries.push(entry(
+        &s.log.path,
+        Kind::Log,
+        "audit log",
+        s.log.file_mode,
+        log_owner,
+        Vec::new(),
+        o.state(&s.log.path),
+    )?);
+
+    if let Some(w) = &s.webhook {
+        check_webhook(&w.config, o.state(&w.config), svc_uid, svc_gid)?;
+    }
+
+    let changed = |p: &Path| {
+        entries
+            .iter()
+            .any(|e| e.path == p && matches!(e.change, Change::Create | Change::Update))
+    };
+    let mut actions = Vec::new();
+    if changed(&dropin_path) {
+        actions.push(Action::DaemonReload);
+    }
+    if changed(&dropin_path) || changed(&s.policy_path) {
+        actions.push(Action::Restart {
+            unit: s.unit.clone(),
+        });
+    }
+
+    Ok(Plan {
+        unit: s.unit.clone(),
+        vendor_source,
+        vendor_hash: hash,
+        argv,
+        flags: flag_list,
+        removed_flags,
+        entries,
+        removals,
+        actions,
+        warnings,
+    })
+}
+
+fn entry(
+    path: &Path,
+    kind: Kind,
+    purpose: &'static str,
+    mode: u32,
+    owner: Owner,
+    content: Vec<u8>,
+    state: &PathState,
+) -> Result<Entry> {
+    let was = match state {
+        PathState::Dir { mode: m, uid, gid }
+        | PathState::File {
+            mode: m, uid, gid, ..
+        } if (*m, *uid, *gid) != (mode, owner.uid, owner.gid) => {
+            Some(format!("{m:04o} {uid}:{gid}"))
+        }
+        _ => None,
+    };
+    let (change, current) = match (state, &kind) {
+        (PathState::Missing, _) => (Change::Create, None),
+        (PathState::Other { what }, _) => {
+            return Err(Error::data(format!(
+                "{}: is {what}; kaudit-node does not write through symbolic links or special files",
+                path.display()
+            )));
+        }
+        (PathState::Dir { mode: m, uid, gid }, Kind::Directory) => {
+            let meta = *m != mode || *uid != owner.uid || *gid != owner.gid;
+            (
+                if meta {
+                    Change::Metadata
+                } else {
+                    Change::Unchanged
+                },
+                None,
+            )
+        }
+        (
+            PathState::File {
+                content: c,
+                mode: m,
+                uid,
+                gid,
+            },
+            Kind::File,
+        ) => {
+            let meta = *m != mode || *uid != owner.uid || *gid != owner.gid;
+            let change = if *c != content {
+                Change::Update
+            } else if meta {
+                Change::Metadata
+            } else {
+                Change::Unchanged
+            };
+            (change, Some(c.clone()))
+        }
+        (
+            PathState::File {
+                mode: m, uid, gid, ..
+            },
+            Kind::Log,
+        ) => {
+            let meta = *m != mode || *uid != owner.uid || *gid != owner.gid;
+            (
+                if meta {
+                    Change::Metadata
+                } else {
+                    Change::Unchanged
+                },
+                None,
+            )
+        }
+        (PathState::Dir { .. }, _) => {
+            return Err(Error::data(format!(
+                "{}: is a directory, where kaudit-node needs a file",
+                path.display()
+            )));
+        }
+        (PathState::File { .. }, Kind::Directory) => {
+            return Err(Error::data(format!(
+                "{}: is a file, where kaudit-node needs a directory",
+                path.display()
+            )));
+        }
+    };
+    Ok(Entry {
+        path: path.to_path_buf(),
+        kind,
+        purpose,
+        mode,
+        owner,
+        content,
+        current,
+        change,
+        was,
+    })
+}
+
+/// Paths the unit's sandbox hides or makes unwritable in a way a
+/// `ReadWritePaths=` line cannot fix.
+fn check_sandbox(s: &Settings, view: &unit::UnitView, log_dir: &Path) -> Result<()> {
+    let under = |p: &Path, prefix: &str| p.starts_with(prefix);
+    let unit_file = view.fragment.display();
+    for (what, p) in [
+        ("log.path", log_dir),
+        ("policy.path", s.policy_path.as_path()),
+    ] {
+        for ip in &view.inaccessible_paths {
+            let ip = ip.trim_start_matches(['-', '+']);
+            if p.starts_with(ip) {
+                return Err(Error::data(format!(
+                    "{unit_file}: InaccessiblePaths={ip} hides {what} {} from the service",
+                    p.display()
+                )));
+            }
+        }
+        if view.private_tmp && (under(p, "/tmp") || under(p, "/var/tmp")) {
+            return Err(Error::data(format!(
+                "{unit_file}: PrivateTmp=yes gives the service its own /tmp and /var/tmp, so {what} {} would not be the file on the node",
+                p.display()
+            )));
+        }
+        if let Some(ph) = &view.protect_home
+            && ph != "no"
+            && ph != "false"
+            && (under(p, "/home") || under(p, "/root") || under(p, "/run/user"))
+        {
+            return Err(Error::data(format!(
+                "{unit_file}: ProtectHome={ph} hides {what} {} from the service",
+                p.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the drop-in must add `ReadWritePaths=` for the log directory.
+fn needs_read_write_path(view: &unit::UnitView, log_dir: &Path) -> bool {
+    let under_any = |list: &[String]| {
+        list.iter()
+            .any(|p| log_dir.starts_with(p.trim_start_matches(['-', '+'])))
+    };
+    if under_any(&view.read_write_paths) {
+        return false;
+    }
+    let read_only_by_protect = match view.protect_system {
+        ProtectSystem::Strict => true,
+        ProtectSystem::Full => ["/usr", "/boot", "/efi", "/etc"]
+            .iter()
+            .any(|p| log_dir.starts_with(p)),
+        ProtectSystem::Yes => ["/usr", "/boot", "/efi"]
+            .iter()
+            .any(|p| log_dir.starts_with(p)),
+        ProtectSystem::No => false,
+    };
+    read_only_by_protect || under_any(&view.read_only_paths)
+}
+
+fn check_webhook(path: &Path, state: &PathState, uid: u32, gid: u32) -> Result<()> {
+    match state {
+        PathState::Missing => Err(Error::no_input(format!(
+            "{}: webhook.config does not exist",
+            path.display()
+        ))),
+        PathState::Dir { .. } | PathState::Other { .. } => Err(Error::data(format!(
+            "{}: webhook.config is not a regular file",
+            path.display()
+        ))),
+        PathState::File {
+            content,
+            mode,
+            uid: fu,
+            gid: fg,
+        } => {
+            if mode & 0o007 != 0 {
+                return Err(Error::data(format!(
+                    "{}: webhook.config is accessible to every user (mode {mode:04o}) and holds credentials; run `chmod o-rwx {}`",
+                    path.display(),
+                    path.display()
+                )));
+            }
+            let readable =
+                uid == 0 || (*fu == uid && mode & 0o400 != 0) || (*fg == gid && mode & 0o040 != 0);
+            if !readable {
+                return Err(Error::data(format!(
+                    "{}: webhook.config is not readable by the service user (uid {uid})",
+                    path.display()
+                )));
+            }
+            let text = std::str::from_utf8(content).map_err(|_| {
+                Error::data(format!("{}: webhook.config is not UTF-8", path.display()))
+            })?;
+            crate::kubeconfig::check(text).map_err(|why| {
+                Error::data(format!(
+                    "{}: webhook.config is not a usable kubeconfig: {why}",
+                    path.display()
+                ))
+            })
+        }
+    }
+}
+
+fn render_dropin(
+    vendor_source: &str,
+    hash: &str,
+    removed: &[String],
+    exec_start: &str,
+    rw: Option<&Path>,
+) -> String {
+    let mut t = String::new();
+    t.push_str(HEADER_MARK);
+    t.push_str(" Do not edit: `kaudit-node apply` rewrites this file.\n");
+    t.push_str("# It turns on kube-apiserver audit logging: the vendor command line below,\n");
+    t.push_str("# with kaudit-node's --audit-* flags last. To change them, edit kaudit-node's\n");
+    t.push_str("# configuration (kaudit-node.toml(5)) and run `kaudit-node apply`;\n");
+    t.push_str("# `kaudit-node remove` deletes this file and restores the vendor command line.\n");
+    t.push_str(&format!("# vendor-exec-start: {vendor_source}\n"));
+    t.push_str(&format!("{VENDOR_HASH_KEY}{hash}\n"));
+    for r in removed {
+        t.push_str(&format!(
+            "# removed-vendor-flag: {}\n",
+            r.replace('\n', " ")
+        ));
+    }
+    t.push_str("\n[Service]\nExecStart=\nExecStart=");
+    t.push_str(exec_start);
+    t.push('\n');
+    if let Some(dir) = rw {
+        t.push_str(&format!("ReadWritePaths={}\n", dir.display()));
+    }
+    t
+}
+
+/// The logrotate snippet for `log.rotation = "logrotate"` (reference §5 item 4 (B)).
+pub fn render_logrotate(s: &Settings, owner: &Owner) -> String {
+    let l = &s.log;
+    let mut t = String::new();
+    t.push_str(HEADER_MARK);
+    t.push_str(" Do not edit: `kaudit-node apply` rewrites this file.\n");
+    t.push_str("# logrotate owns rotation of this one file (log.rotation = \"logrotate\"); the\n");
+    t.push_str("# apiserver's own rotation is made inert with --audit-log-maxsize=2000000000.\n");
+    t.push_str("# copytruncate: kube-apiserver never reopens its log, so the file is copied,\n");
+    t.push_str("# then truncated in place; lines written between the two steps are lost.\n");
+    t.push_str("# No postrotate signal: SIGHUP kills kube-apiserver and SIGUSR1 does nothing.\n");
+    t.push_str(&format!("{} {{\n", l.path.display()));
+    t.push_str(&format!("    su {} {}\n", owner.user, owner.group));
+    t.push_str(&format!("    {}\n", s.logrotate.frequency.as_str()));
+    t.push_str(&format!("    maxsize {}M\n", l.maxsize));
+    t.push_str(&format!("    rotate {}\n", l.maxbackup));
+    if l.maxage > 0 {
+        t.push_str(&format!("    maxage {}\n", l.maxage));
+    }
+    t.push_str("    copytruncate\n");
+    if l.compress {
+        t.push_str("    compress\n    delaycompress\n");
+    } else {
+        t.push_str("    nocompress\n");
+    }
+    t.push_str("    dateext\n    dateformat -%Y%m%d-%s\n    missingok\n    notifempty\n}\n");
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_hash_round_trips() {
+        let d = render_dropin("/x:1", "abc", &[], "/bin/true", None);
+        assert_eq!(recorded_vendor_hash(&d), Some("abc"));
+        assert!(d.starts_with(HEADER_MARK));
+    }
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and golden tests. This is
+# the README's test command and what .ci/run runs after installing tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+t0=$SECONDS
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit, golden cases, policy fixtures, CLI)"
+cargo test --workspace --locked
+
+printf '\nAll tests passed in %ss.\n' "$((SECONDS - t0))"
