@@ -132,11 +132,9 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
                 c.name
             ));
         }
-        for secret in ["s3cr3t-t0ken"] {
-            let all = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
-            if all.contains(secret) {
-                failures.push(format!("[{}] printed a secret", c.name));
-            }
+        // The corpus's webhook credentials must never be echoed.
+        if format!("{stderr}{}", String::from_utf8_lossy(&out.stdout)).contains("s3cr3t-t0ken") {
+            failures.push(format!("[{}] printed a secret", c.name));
         }
         if snapshot(tmp.path()) != before {
             failures.push(format!("[{}] the node changed", c.name));
