@@ -93,6 +93,9 @@ trait Props {
 /// systemd over the system bus.
 pub struct Dbus {
     conn: zbus::Connection,
+    /// `Subscribe` once per connection: a second call fails with
+    /// `AlreadySubscribed`.
+    subscribed: std::cell::Cell<bool>,
 }
 
 fn bus_err(what: &str, e: zbus::Error) -> Error {
@@ -119,7 +122,10 @@ impl Dbus {
                 ),
             )
         })?;
-        Ok(Dbus { conn })
+        Ok(Dbus {
+            conn,
+            subscribed: std::cell::Cell::new(false),
+        })
     }
 
     async fn manager(&self) -> zbus::Result<ManagerProxy<'_>> {
@@ -177,7 +183,10 @@ impl Systemd for Dbus {
         use futures_util::StreamExt;
         zbus::block_on(async {
             let m = self.manager().await?;
-            m.subscribe().await?;
+            if !self.subscribed.get() {
+                m.subscribe().await?;
+                self.subscribed.set(true);
+            }
             let mut removed = m.receive_job_removed().await?;
             let job = m.restart_unit(unit, "replace").await?;
             let deadline = Instant::now() + timeout;

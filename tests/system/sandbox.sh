@@ -12,7 +12,7 @@
 #   sandbox.sh put DIR SRC DEST [MODE]      copy a host file into the container
 #   sandbox.sh install-unit DIR NAME FILE   copy FILE to /etc/systemd/system/NAME, daemon-reload
 #   sandbox.sh install-flavor DIR FLAVOR    install kube-apiserver.service as a vendor would:
-#                                           kthw | contrib | hardened (see units/README.md)
+#                                           kthw | contrib | hardened (see README.md)
 #   sandbox.sh down DIR                     power off, wait, unmount, remove DIR
 #
 # DIR must be under /var/tmp (a bare name means /var/tmp/NAME): /tmp is a tmpfs
@@ -159,6 +159,9 @@ cmd_up() {
 	install_standin "$dir/root" "$bin"
 	# The machine's own /etc/machine-id may be empty or shared; let systemd make one.
 	rm -f "$dir/root/etc/machine-id"
+	# The container has a private network with no uplink: waiting for it to be
+	# "online" would hold every unit ordered after network-online.target for 2 min.
+	ln -sf /dev/null "$dir/root/etc/systemd/system/systemd-networkd-wait-online.service"
 
 	setsid systemd-nspawn -D "$dir/root" -M "$name" --register=no --keep-unit \
 		--private-network -b -- systemd.firstboot=off \

@@ -198,6 +198,18 @@ fn yaml_error(e: &serde_saphyr::Error) -> String {
         msg.truncate(i);
     }
     let msg = msg.lines().next().unwrap_or("").trim().to_string();
+    // go-yaml's wording for the commonest mistakes (line numbers may still differ).
+    let msg = if msg.contains("unclosed bracket '['") {
+        "did not find expected ',' or ']'".to_string()
+    } else if msg.contains("unclosed bracket '{'") {
+        "did not find expected ',' or '}'".to_string()
+    } else if msg.starts_with("tabs disallowed") {
+        "found character that cannot start any token".to_string()
+    } else if msg.contains("quoted scalar") {
+        "found unexpected end of stream".to_string()
+    } else {
+        msg
+    };
     match e.location() {
         Some(loc) => format!("yaml: line {}: {msg}", loc.line()),
         None => format!("yaml: {msg}"),

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# System tests of `kaudit-node apply` and `remove` against a real systemd
+# (PID 1 of a systemd-nspawn container, tests/system/sandbox.sh) running the
+# kube-apiserver TEST STAND-IN (tests/standin) under real units.
+#
+# kaudit-node runs inside the container, as an operator runs it: its own
+# /proc, its own system bus, its own files. Each scenario asserts exit codes,
+# main PIDs, /proc/PID/cmdline, the audit log and the files on the node.
+#
+# Usage: tests/system/apply.sh [SCENARIO...]   (default: all)
+# Needs root and systemd-container. Prints the figures it sees (time from
+# restart to first event, wall time of a converged apply).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+SB=$HERE/sandbox.sh
+UNIT=kube-apiserver.service
+LOG=/var/log/kubernetes/audit/audit.log
+DROPIN=/etc/systemd/system/$UNIT.d/50-kaudit-node.conf
+POLICY=/etc/kubernetes/audit-policy.yaml
+DIR=""
+PASSED=()
+FIGURES=()
+
+say() { echo "system: $*" >&2; }
+fail() {
+	echo "system: FAIL [$SCENARIO]: $*" >&2
+	if [[ -n $DIR ]]; then
+		echo "--- journal of $UNIT" >&2
+		in_sb journalctl -u "$UNIT" -n 25 --no-pager -o cat >&2 2>/dev/null || true
+	fi
+	exit 1
+}
+in_sb() { "$SB" exec "$DIR" "$@"; }
+kn() { in_sb /usr/local/sbin/kaudit-node "$@"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+
+main_pid() { in_sb systemctl show -p MainPID --value "$UNIT"; }
+active() { in_sb systemctl is-active "$UNIT" 2>/dev/null || true; }
+cmdline() { in_sb cat "/proc/$1/cmdline" | tr '\0' '\n'; }
+reloads() { in_sb journalctl _PID=1 --no-pager -o cat 2>/dev/null | grep -c '^Reloading' || true; }
+node_hash() { in_sb sh -c "cat $DROPIN $POLICY /etc/logrotate.d/kaudit-node 2>/dev/null | sha256sum"; }
+
+# The last value of --NAME in a process's argv (pflag: last wins).
+flag_value() { cmdline "$1" | sed -n "s/^--$2=//p" | tail -1; }
+
+# Waits until the log has a JSON audit Event line; prints the number of lines.
+wait_events() {
+	local i
+	for ((i = 0; i < 150; i++)); do
+		if in_sb sh -c "grep -c '\"kind\":\"Event\"' $LOG 2>/dev/null" | grep -qv '^0$'; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+cleanup() {
+	local rc=$?
+	if [[ -n $DIR ]]; then "$SB" down "$DIR" >/dev/null 2>&1 || true; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+
+# Boots a fresh sandbox with FLAVOR's unit started, and kaudit-node inside.
+boot() {
+	local flavor=$1
+	[[ -n $DIR ]] && "$SB" down "$DIR" >/dev/null 2>&1
+	DIR=/var/tmp/kaudit-system-$$-$flavor
+	"$SB" up "$DIR" 2>/dev/null
+	"$SB" install-flavor "$DIR" "$flavor" >/dev/null
+	"$SB" put "$DIR" "$KAUDIT_BIN" /usr/local/sbin/kaudit-node 0755
+	in_sb systemctl start "$UNIT"
+	[[ $(active) == active ]] || fail "$flavor: $UNIT did not start"
+}
+
+config() { printf '%s' "$1" >"$DIR/config.toml" && "$SB" put "$DIR" "$DIR/config.toml" /etc/kaudit-node/config.toml; }
+
+# --- scenarios ------------------------------------------------------------
+
+scenario_kthw() {
+	boot kthw
+	local pid0 pid1 pid2 out t0 r0
+	pid0=$(main_pid)
+
+	# Fresh apply on the embedded defaults: changed, new PID, events, flags.
+	out=$(kn apply --detailed-exitcodes --format json) && rc=0 || rc=$?
+	[[ $rc == 2 ]] || fail "fresh apply: exit $rc, want 2 (changed): $out"
+	pid1=$(main_pid)
+	[[ $pid1 != "$pid0" && $pid1 != 0 ]] || fail "fresh apply: main PID $pid0 -> $pid1"
+	[[ $(echo "$out" | grep -o '"new_main_pid": [0-9]*' | grep -o '[0-9]*$') == "$pid1" ]] || fail "report's new_main_pid is not $pid1: $out"
+	FIGURES+=("kthw: first audit event $(echo "$out" | grep -o '"first_event_ms": [0-9]*' | grep -o '[0-9]*$') ms after the restart job")
+	wait_events || fail "no audit event in $LOG"
+	[[ $(flag_value "$pid1" audit-log-path) == "$LOG" ]] || fail "--audit-log-path is not effective in /proc/$pid1/cmdline"
+	[[ $(flag_value "$pid1" audit-policy-file) == "$POLICY" ]] || fail "--audit-policy-file is not effective"
+	[[ $(flag_value "$pid1" audit-log-maxbackup) == 10 ]] || fail "--audit-log-maxbackup is not 10"
+	[[ $(cmdline "$pid1" | grep -c '^--audit-log-path') == 1 ]] || fail "duplicate --audit-log-path in the cmdline"
+	in_sb sh -c "readlink /proc/$pid1/fd/*" 2>/dev/null | grep -qx "$LOG" || fail "PID $pid1 does not hold $LOG open"
+
+	# Apply again: converged. Same PID, no daemon-reload, exit 0.
+	r0=$(reloads)
+	t0=$(now)
+	out=$(kn apply --detailed-exitcodes) && rc=0 || rc=$?
+	FIGURES+=("converged apply wall time (inside the container): $(since "$t0") s")
+	[[ $rc == 0 ]] || fail "second apply: exit $rc, want 0: $out"
+	[[ $(main_pid) == "$pid1" ]] || fail "second apply restarted the apiserver"
+	[[ $(reloads) == "$r0" ]] || fail "second apply reloaded systemd"
+	out=$(kn plan) && rc=0 || rc=$?
+	[[ $rc == 0 ]] || fail "plan after apply: exit $rc, want 0: $out"
+
+	# A configuration change: one restart, the new value effective.
+	config $'[log]\nmaxage = 45\n'
+	out=$(kn apply) || fail "apply with maxage = 45 failed: $out"
+	pid2=$(main_pid)
+	[[ $pid2 != "$pid1" ]] || fail "maxage change did not restart"
+	[[ $(flag_value "$pid2" audit-log-maxage) == 45 ]] || fail "--audit-log-maxage=45 not effective"
+
+	# An invalid policy: refused before anything changes.
+	local before
+	before=$(node_hash)
+	in_sb sh -c 'mkdir -p /etc/kaudit-node && printf "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  verb: [get]\n" > /etc/kaudit-node/policy.yaml'
+	config $'[log]\nmaxage = 45\n[policy]\nfile = "/etc/kaudit-node/policy.yaml"\n'
+	out=$(kn apply 2>&1) && rc=0 || rc=$?
+	[[ $rc == 65 ]] || fail "invalid policy: exit $rc, want 65: $out"
+	grep -q 'unknown field "verb" (did you mean "verbs"?)' <<<"$out" || fail "invalid policy: message does not name the field: $out"
+	[[ $(main_pid) == "$pid2" ]] || fail "invalid policy: the apiserver was restarted"
+	[[ $(node_hash) == "$before" ]] || fail "invalid policy: files changed"
+
+	# The apiserver fails with the new configuration: rolled back.
+	in_sb sh -c "mkdir -p /etc/systemd/system/$UNIT.d && printf '[Service]\nEnvironment=STANDIN_FAIL_IF_ARG=--audit-log-maxage=31\n' > /etc/systemd/system/$UNIT.d/10-test-fail.conf"
+	config $'[log]\nmaxage = 31\n[apply]\nverify_timeout = "20s"\n'
+	before=$(node_hash)
+	out=$(kn apply --detailed-exitcodes 2>&1) && rc=0 || rc=$?
+	[[ $rc == 6 ]] || fail "failing apiserver: exit $rc, want 6 (failed with changes): $out"
+	grep -q 'rolled back' <<<"$out" || fail "failing apiserver: no rollback reported: $out"
+	grep -qi 'exited\|restart job' <<<"$out" || fail "failing apiserver: the cause is not named: $out"
+	[[ $(active) == active ]] || fail "failing apiserver: not active after the rollback"
+	[[ $(flag_value "$(main_pid)" audit-log-maxage) == 45 ]] || fail "failing apiserver: not back on maxage 45"
+	[[ $(node_hash) == "$before" ]] || fail "failing apiserver: the files were not restored"
+	in_sb rm "/etc/systemd/system/$UNIT.d/10-test-fail.conf"
+	in_sb systemctl daemon-reload
+	config $'[log]\nmaxage = 45\n'
+
+	# An admin drop-in that overrides ExecStart after ours: refused, no restart.
+	local pid3
+	pid3=$(main_pid)
+	in_sb sh -c "printf '[Service]\nExecStart=\nExecStart=/usr/local/bin/kube-apiserver --advertise-address=10.240.0.10 --v=4\n' > /etc/systemd/system/$UNIT.d/99-admin.conf"
+	out=$(kn apply 2>&1) && rc=0 || rc=$?
+	[[ $rc == 65 ]] || fail "overriding drop-in: exit $rc, want 65: $out"
+	grep -q '99-admin.conf: sets ExecStart= and sorts after' <<<"$out" || fail "overriding drop-in not named: $out"
+	[[ $(main_pid) == "$pid3" ]] || fail "overriding drop-in: restarted"
+	in_sb rm "/etc/systemd/system/$UNIT.d/99-admin.conf"
+
+	# remove: vendor command line back, active, logs kept.
+	out=$(kn remove) || fail "remove failed: $out"
+	local pid4
+	pid4=$(main_pid)
+	[[ $(active) == active ]] || fail "remove: not active"
+	[[ $pid4 != "$pid3" ]] || fail "remove: not restarted"
+	[[ $(flag_value "$pid4" audit-log-path) == /var/log/audit.log ]] || fail "remove: not on the vendor command line"
+	cmdline "$pid4" | grep -q '^--audit-policy-file' && fail "remove: --audit-policy-file still there"
+	in_sb test ! -e "$DROPIN" || fail "remove: drop-in still there"
+	in_sb test -s "$LOG" || fail "remove: the audit log was not kept"
+	PASSED+=("kthw: fresh apply, converged no-op, config change, invalid policy refused, rollback, overriding drop-in refused, remove")
+}
+
+scenario_contrib() {
+	boot contrib
+	local out pid
+	out=$(kn apply) || fail "contrib apply failed: $out"
+	pid=$(main_pid)
+	wait_events || fail "contrib: no audit event"
+	[[ $(in_sb stat -c %U:%G "$(dirname $LOG)") == kube:kube ]] || fail "contrib: log directory not owned by kube"
+	[[ $(in_sb stat -c %U "/proc/$pid") == kube ]] || fail "contrib: the apiserver does not run as kube"
+	[[ $(flag_value "$pid" audit-log-path) == "$LOG" ]] || fail "contrib: flag not effective"
+	PASSED+=("contrib (EnvironmentFile=, \$KUBE_API_ARGS, User=kube, Type=notify): apply, events written as kube")
+}
+
+scenario_hardened() {
+	boot hardened
+	local out
+	out=$(kn apply) || fail "hardened apply failed: $out"
+	wait_events || fail "hardened: no audit event"
+	in_sb grep -qx "ReadWritePaths=$(dirname $LOG)" "$DROPIN" || fail "hardened: no ReadWritePaths= in the drop-in"
+	PASSED+=("hardened (ProtectSystem=strict): apply adds ReadWritePaths=, events appear")
+}
+
+scenario_logrotate() {
+	boot kthw
+	config $'[log]\nrotation = "logrotate"\n'
+	local out i
+	out=$(kn apply) || fail "logrotate apply failed: $out"
+	wait_events || fail "logrotate: no audit event"
+	# dateext names carry the second (-%s): one forced rotation per second.
+	for ((i = 0; i < 5; i++)); do
+		sleep 1.1
+		in_sb logrotate -f /etc/logrotate.d/kaudit-node || fail "logrotate -f failed"
+	done
+	sleep 0.5
+	# Every line of every file: a whole JSON event; no NUL bytes.
+	in_sb cat "$LOG" >"$DIR/all.log"
+	in_sb sh -c "zcat -f $(dirname $LOG)/audit.log-*" >>"$DIR/all.log" 2>/dev/null || true
+	[[ $(tr -dc '\000' <"$DIR/all.log" | wc -c) == 0 ]] || fail "logrotate: NUL bytes in the log"
+	local bad
+	bad=$(grep -vc '^{"kind":"Event".*}$' "$DIR/all.log" || true)
+	[[ $bad == 0 ]] || fail "logrotate: $bad torn or foreign lines"
+	[[ $(in_sb sh -c "ls $(dirname $LOG) | grep -c '^audit.log-'") -ge 1 ]] || fail "logrotate: nothing rotated"
+	local ids dups
+	ids=$(grep -o '"auditID":"[^"]*"' "$DIR/all.log" | wc -l)
+	dups=$(grep -o '"auditID":"[^"]*"' "$DIR/all.log" | sort | uniq -d | wc -l)
+	[[ $dups == 0 ]] || fail "logrotate: $dups duplicated events"
+	FIGURES+=("logrotate: 5 forced rotations, $ids events, 0 NUL bytes, 0 torn lines, 0 duplicates")
+	PASSED+=("logrotate: real logrotate -f with copytruncate while the stand-in writes")
+}
+
+# --- main -----------------------------------------------------------------
+
+[[ $(id -u) == 0 ]] || {
+	say "needs root"
+	exit 1
+}
+cd "$REPO"
+cargo build -q -p kube-apiserver-standin -p kaudit-node
+KAUDIT_BIN=$REPO/target/debug/kaudit-node
+scenarios=("$@")
+((${#scenarios[@]})) || scenarios=(kthw contrib hardened logrotate)
+for SCENARIO in "${scenarios[@]}"; do
+	t0=$(now)
+	"scenario_$SCENARIO"
+	say "ok: $SCENARIO ($(since "$t0") s)"
+done
+"$SB" down "$DIR" >/dev/null 2>&1 || true
+DIR=""
+printf 'system: passed:\n' >&2
+printf '  %s\n' "${PASSED[@]}" >&2
+printf 'system: figures:\n' >&2
+printf '  %s\n' "${FIGURES[@]}" >&2
