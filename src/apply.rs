@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::effects;
 use crate::error::{Error, ExitCode, Result};
 use crate::observe::{self, Observed, PathState};
-use crate::plan::{self, Action, Kind, Plan};
+use crate::plan::{self, Action, Change, Kind, Plan};
 use crate::root::Root;
 use crate::systemd::{Systemd, UnitStatus};
 use crate::verify::{self, LogHandle};
@@ -32,6 +32,8 @@ pub struct Report {
     /// Milliseconds from the end of the restart job to the first new event.
     pub first_event_ms: Option<u64>,
     pub warnings: Vec<String>,
+    /// Why something was done (vendor flags replaced, runtime state).
+    pub notes: Vec<String>,
     /// The step that failed, and why.
     pub failed_step: Option<String>,
     pub error: Option<String>,
@@ -376,8 +378,12 @@ pub fn apply(
     if !files_changed && !need_reload && !need_restart {
         return rep;
     }
-    rep.warnings
-        .extend(rt.reasons.iter().map(|r| format!("runtime: {r}")));
+    if files_changed {
+        rep.notes.extend(p.notes.iter().cloned());
+    } else {
+        // The files are right but the running apiserver is not: say why.
+        rep.notes.extend(rt.reasons.iter().cloned());
+    }
 
     // Keep the previous state, then write.
     let backup = Backup::take(o, p);
@@ -395,11 +401,19 @@ pub fn apply(
         rep.changed = true;
         rep.files = p
             .changes()
-            .map(|e| e.path.display().to_string())
+            .map(|e| {
+                let what = match (&e.kind, &e.change) {
+                    (Kind::Directory, Change::Create) => "created directory",
+                    (Kind::Log, Change::Create) => "created",
+                    (_, Change::Metadata) => "set mode and owner of",
+                    _ => "wrote",
+                };
+                format!("{what} {}", e.path.display())
+            })
             .chain(
                 p.removals
                     .iter()
-                    .map(|r| format!("{} (removed)", r.path.display())),
+                    .map(|r| format!("removed {}", r.path.display())),
             )
             .collect();
     }
@@ -579,7 +593,7 @@ pub fn remove(
     for p in &to_remove {
         progress(&format!("removing {}", p.display()));
         effects::remove_file(root, p)?;
-        rep.files.push(format!("{} (removed)", p.display()));
+        rep.files.push(format!("removed {}", p.display()));
         rep.changed = true;
     }
     if dropin_text.is_none() {

@@ -124,6 +124,9 @@ pub struct Plan {
     pub removals: Vec<Removal>,
     pub actions: Vec<Action>,
     pub warnings: Vec<String>,
+    /// Facts worth showing with a change but not every run (vendor flags
+    /// the drop-in replaces).
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -282,8 +285,9 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     // The command line.
     let (vendor, removed) = view.exec_start.strip_audit_flags();
     let removed_flags: Vec<String> = removed.iter().map(|r| r.raw.clone()).collect();
+    let mut notes = Vec::new();
     for r in &removed {
-        warnings.push(format!(
+        notes.push(format!(
             "{}:{}: removed vendor flag {} from the command line: kaudit-node's flags replace it",
             view.exec_start_source.0.display(),
             view.exec_start_source.1,
@@ -475,6 +479,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         removals,
         actions,
         warnings,
+        notes,
     })
 }
 

@@ -80,6 +80,12 @@ pub fn plan_text(p: &Plan) -> String {
             let _ = writeln!(t, "  {a}");
         }
     }
+    if !p.notes.is_empty() && !p.is_converged() {
+        t.push_str("\nNotes:\n");
+        for n in &p.notes {
+            let _ = writeln!(t, "  {n}");
+        }
+    }
     if !p.warnings.is_empty() {
         t.push_str("\nWarnings:\n");
         for w in &p.warnings {
@@ -122,6 +128,7 @@ pub fn plan_json(p: &Plan) -> serde_json::Value {
         "removals": removals,
         "actions": p.actions,
         "warnings": p.warnings,
+        "notes": p.notes,
     })
 }
 
@@ -145,7 +152,7 @@ pub fn apply_text(r: &crate::apply::Report) -> String {
         }
     }
     for f in &r.files {
-        let _ = writeln!(t, "  wrote {f}");
+        let _ = writeln!(t, "  {f}");
     }
     for a in &r.actions {
         let _ = writeln!(t, "  {a}");
@@ -161,6 +168,9 @@ pub fn apply_text(r: &crate::apply::Report) -> String {
             t,
             "  rolled back: the previous files are restored and the apiserver is active"
         );
+    }
+    for n in &r.notes {
+        let _ = writeln!(t, "  note: {n}");
     }
     for w in &r.warnings {
         let _ = writeln!(t, "  warning: {w}");
