@@ -91,7 +91,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     OutputFormat::Json => out(&format!("{:#}\n", report::plan_json(&p)))?,
                 }
                 // Nothing changed; with --detailed-exitcodes, 2 says changes are pending.
-                return Ok(if detailed_exitcodes && !p.is_converged() { ExitCode::Changes } else { ExitCode::Ok });
+                return Ok(if detailed_exitcodes && !p.is_converged() {
+                    ExitCode::Changes
+                } else {
+                    ExitCode::Ok
+                });
             }
             require_root("apply")?;
             let _lock = lock::acquire(&root, std::time::Duration::from_secs(300), &mut |m| {
