@@ -140,10 +140,6 @@ impl Plan {
             .iter()
             .filter(|e| e.change != Change::Unchanged)
     }
-
-    pub fn entry(&self, path: &Path) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.path == path)
-    }
 }
 
 /// The hash of a vendor command line: over its prefixes and each word as
@@ -492,33 +488,39 @@ fn entry(
     content: Vec<u8>,
     state: &PathState,
 ) -> Result<Entry> {
-    let was = match state {
-        PathState::Dir { mode: m, uid, gid }
-        | PathState::File {
-            mode: m, uid, gid, ..
-        } if (*m, *uid, *gid) != (mode, owner.uid, owner.gid) => {
-            Some(format!("{m:04o} {uid}:{gid}"))
-        }
-        _ => None,
+    let bad = |what: &str| Error::data(format!("{}: is {what}", path.display()));
+    // The mode and owner it has now, when they differ from the plan's.
+    let was = |m: u32, uid: u32, gid: u32| {
+        ((m, uid, gid) != (mode, owner.uid, owner.gid)).then(|| format!("{m:04o} {uid}:{gid}"))
     };
-    let (change, current) = match (state, &kind) {
-        (PathState::Missing, _) => (Change::Create, None),
+    let (change, current, was) = match (state, &kind) {
+        (PathState::Missing, _) => (Change::Create, None, None),
         (PathState::Other { what }, _) => {
-            return Err(Error::data(format!(
-                "{}: is {what}; kaudit-node does not write through symbolic links or special files",
-                path.display()
+            return Err(bad(&format!(
+                "{what}; kaudit-node does not write through symbolic links or special files"
             )));
         }
-        (PathState::Dir { mode: m, uid, gid }, Kind::Directory) => {
-            let meta = *m != mode || *uid != owner.uid || *gid != owner.gid;
-            (
-                if meta {
-                    Change::Metadata
-                } else {
-                    Change::Unchanged
-                },
-                None,
-            )
+        (PathState::Dir { .. }, Kind::File | Kind::Log) => {
+            return Err(bad("a directory, where kaudit-node needs a file"));
+        }
+        (PathState::File { .. }, Kind::Directory) => {
+            return Err(bad("a file, where kaudit-node needs a directory"));
+        }
+        // Directories and the log: only their mode and owner are managed.
+        (PathState::Dir { mode: m, uid, gid }, Kind::Directory)
+        | (
+            PathState::File {
+                mode: m, uid, gid, ..
+            },
+            Kind::Log,
+        ) => {
+            let was = was(*m, *uid, *gid);
+            let change = if was.is_some() {
+                Change::Metadata
+            } else {
+                Change::Unchanged
+            };
+            (change, None, was)
         }
         (
             PathState::File {
@@ -529,43 +531,15 @@ fn entry(
             },
             Kind::File,
         ) => {
-            let meta = *m != mode || *uid != owner.uid || *gid != owner.gid;
+            let was = was(*m, *uid, *gid);
             let change = if *c != content {
                 Change::Update
-            } else if meta {
+            } else if was.is_some() {
                 Change::Metadata
             } else {
                 Change::Unchanged
             };
-            (change, Some(c.clone()))
-        }
-        (
-            PathState::File {
-                mode: m, uid, gid, ..
-            },
-            Kind::Log,
-        ) => {
-            let meta = *m != mode || *uid != owner.uid || *gid != owner.gid;
-            (
-                if meta {
-                    Change::Metadata
-                } else {
-                    Change::Unchanged
-                },
-                None,
-            )
-        }
-        (PathState::Dir { .. }, _) => {
-            return Err(Error::data(format!(
-                "{}: is a directory, where kaudit-node needs a file",
-                path.display()
-            )));
-        }
-        (PathState::File { .. }, Kind::Directory) => {
-            return Err(Error::data(format!(
-                "{}: is a file, where kaudit-node needs a directory",
-                path.display()
-            )));
+            (change, Some(c.clone()), was)
         }
     };
     Ok(Entry {
