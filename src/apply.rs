@@ -274,6 +274,7 @@ fn restart_and_verify(
         s.log.path.display()
     ));
     let mut next_note = Instant::now() + Duration::from_secs(5);
+    crate::failpoint::hit("first-event");
     loop {
         let event =
             verify::first_event_after(root, &s.log.path, mark, s.log.format).unwrap_or(None);
@@ -386,7 +387,15 @@ pub fn apply(
     }
 
     // Keep the previous state, then write.
+    if files_changed {
+        let log_dir = s.log.path.parent().unwrap_or(Path::new("/"));
+        if let Err(e) = preflight_space(root, p, log_dir) {
+            fail(&mut rep, "preflight", e);
+            return rep;
+        }
+    }
     let backup = Backup::take(o, p);
+    crate::failpoint::hit("after-backup");
     let touched = files_changed;
     if files_changed {
         progress(&format!(
@@ -422,6 +431,7 @@ pub fn apply(
         if need_reload {
             progress("reloading systemd");
             step("reload", sd.reload())?;
+            crate::failpoint::hit("after-reload");
             rep.actions.push("daemon-reload".into());
             rep.changed = true;
             let st2 = step("reload", sd.status(&s.unit))?;
@@ -497,6 +507,63 @@ pub fn apply(
     rep
 }
 
+/// The unit's state once it has stayed active with the same main PID for a
+/// second (a `Type=simple` service is "active" as soon as it forks).
+fn settle(sd: &mut dyn Systemd, unit: &str) -> Result<UnitStatus> {
+    let first = sd.status(unit)?;
+    if !first.is_active() {
+        return Ok(first);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let second = sd.status(unit)?;
+    Ok(if second.main_pid == first.main_pid { second } else { UnitStatus { active_state: "restarting".into(), ..second } })
+}
+
+/// Refuses before anything is written when a filesystem that must take a
+/// file is (nearly) full: the files need their size plus room for the
+/// temporary copy, the audit log's filesystem at least 1 MiB and an inode.
+pub fn preflight_space(root: &Root, p: &Plan, log_dir: &Path) -> Result<()> {
+    use std::collections::BTreeMap;
+    let existing = |node: &Path| -> PathBuf {
+        let mut cur = node.to_path_buf();
+        while !root.host_path(&cur).exists() {
+            match cur.parent() {
+                Some(parent) => cur = parent.to_path_buf(),
+                None => break,
+            }
+        }
+        cur
+    };
+    // Per filesystem: (a path on it, bytes needed, inodes needed).
+    let mut need: BTreeMap<u64, (PathBuf, u64, u64)> = BTreeMap::new();
+    let mut add = |node: &Path, bytes: u64, inodes: u64| -> Result<()> {
+        let on = existing(node);
+        let st = nix::sys::statvfs::statvfs(&root.host_path(&on)).map_err(|e| Error::io(format!("{}: statvfs: {e}", on.display())))?;
+        let e = need.entry(st.filesystem_id()).or_insert((on, 0, 0));
+        e.1 += bytes;
+        e.2 += inodes;
+        Ok(())
+    };
+    for e in p.changes() {
+        if matches!(e.change, Change::Create | Change::Update) {
+            add(&e.path, e.content.len() as u64 + 4096, 2)?;
+        }
+    }
+    add(log_dir, 1 << 20, 2)?;
+    for (on, bytes, inodes) in need.values() {
+        let st = nix::sys::statvfs::statvfs(&root.host_path(on)).map_err(|e| Error::io(format!("{}: statvfs: {e}", on.display())))?;
+        let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+        let files = st.files_available() as u64;
+        if avail < *bytes || (st.files() > 0 && files < *inodes) {
+            return Err(Error::io(format!(
+                "the filesystem of {} has {avail} bytes and {files} inodes free, kaudit-node needs {bytes} bytes and {inodes} inodes there; nothing was changed",
+                on.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn rollback(
     root: &Root,
@@ -521,8 +588,10 @@ fn rollback(
         }
         if before.is_active() {
             sd.reset_failed(&s.unit)?;
-            let job = sd.restart(&s.unit, s.apply.verify_timeout.as_std())?;
-            let st = sd.status(&s.unit)?;
+            // The previous configuration gets as long as systemd's default
+            // start timeout: it is what the node ran before.
+            let job = sd.restart(&s.unit, s.apply.verify_timeout.as_std().max(Duration::from_secs(90)))?;
+            let st = settle(sd, &s.unit)?;
             if !job.is_done() || !st.is_active() {
                 return Err(Error::new(
                     ExitCode::Software,

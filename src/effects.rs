@@ -195,6 +195,7 @@ pub fn write_plan(root: &Root, plan: &Plan) -> Result<()> {
             }
             Kind::Log => ensure_log_file(root, &e.path, e.mode, e.owner.uid, e.owner.gid)?,
         }
+        crate::failpoint::hit("between-writes");
     }
     for r in &plan.removals {
         remove_file(root, &r.path)?;

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod effects;
 pub mod error;
+pub mod failpoint;
 pub mod flags;
 pub mod kubeconfig;
 pub mod lock;

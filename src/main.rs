@@ -101,6 +101,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let _lock = lock::acquire(&root, std::time::Duration::from_secs(300), &mut |m| {
                 progress(m)
             })?;
+            kaudit_node::failpoint::hit("after-lock");
             let observed = observe::observe(&root, &s)?;
             let p = plan::plan(&s, &observed)?;
             let mut sd = systemd::Dbus::connect(std::time::Duration::from_secs(30))?;

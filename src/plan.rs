@@ -135,6 +135,11 @@ impl Plan {
         self.changes().next().is_none() && self.removals.is_empty() && self.actions.is_empty()
     }
 
+    /// The planned entry for a path.
+    pub fn entry(&self, path: &Path) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.path == path)
+    }
+
     pub fn changes(&self) -> impl Iterator<Item = &Entry> {
         self.entries
             .iter()
@@ -318,7 +323,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         needs_rw.then_some(log_dir.as_path()),
     );
 
-    // Entries, in the order apply creates them.
+    // Entries, in the order apply writes them.
     let mut entries = Vec::new();
     let dir_owner = |p: &Path| {
         if p == log_dir {
@@ -385,15 +390,6 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
             state,
         )?);
     }
-    entries.push(entry(
-        &dropin_path,
-        Kind::File,
-        "systemd drop-in",
-        0o644,
-        root_owner.clone(),
-        dropin.into_bytes(),
-        o.state(&dropin_path),
-    )?);
     let policy_mode = if svc_is_root { 0o600 } else { 0o640 };
     entries.push(entry(
         &s.policy_path,
@@ -443,6 +439,17 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         log_owner,
         Vec::new(),
         o.state(&s.log.path),
+    )?);
+    // The drop-in last: it is what switches systemd to the new command line,
+    // so a crash before it leaves systemd on the old configuration, whole.
+    entries.push(entry(
+        &dropin_path,
+        Kind::File,
+        "systemd drop-in",
+        0o644,
+        root_owner.clone(),
+        dropin.into_bytes(),
+        o.state(&dropin_path),
     )?);
 
     if let Some(w) = &s.webhook {

@@ -189,6 +189,7 @@ impl Systemd for Dbus {
             }
             let mut removed = m.receive_job_removed().await?;
             let job = m.restart_unit(unit, "replace").await?;
+            crate::failpoint::hit("restart-job");
             let deadline = Instant::now() + timeout;
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
