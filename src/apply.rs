@@ -38,6 +38,21 @@ pub struct Report {
     pub failed_step: Option<String>,
     pub error: Option<String>,
     pub rolled_back: bool,
+    /// The exit code of the failure (sysexits), when there is one.
+    #[serde(skip)]
+    pub code: Option<ExitCode>,
+}
+
+impl Report {
+    /// The process exit code without --detailed-exitcodes: 0, or the
+    /// failure's sysexits code (65 bad data, 74 I/O, 70 failed and rolled back…).
+    pub fn exit_code(&self) -> ExitCode {
+        match (&self.error, self.code) {
+            (None, _) => ExitCode::Ok,
+            (Some(_), Some(c)) => c,
+            (Some(_), None) => ExitCode::Software,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -354,6 +369,7 @@ pub fn apply(
     let fail = |rep: &mut Report, step: &str, e: Error| {
         rep.failed_step = Some(step.to_string());
         rep.error = Some(e.message);
+        rep.code = Some(e.code);
     };
 
     let st = match sd
@@ -516,7 +532,14 @@ fn settle(sd: &mut dyn Systemd, unit: &str) -> Result<UnitStatus> {
     }
     std::thread::sleep(Duration::from_secs(1));
     let second = sd.status(unit)?;
-    Ok(if second.main_pid == first.main_pid { second } else { UnitStatus { active_state: "restarting".into(), ..second } })
+    Ok(if second.main_pid == first.main_pid {
+        second
+    } else {
+        UnitStatus {
+            active_state: "restarting".into(),
+            ..second
+        }
+    })
 }
 
 /// Refuses before anything is written when a filesystem that must take a
@@ -538,7 +561,8 @@ pub fn preflight_space(root: &Root, p: &Plan, log_dir: &Path) -> Result<()> {
     let mut need: BTreeMap<u64, (PathBuf, u64, u64)> = BTreeMap::new();
     let mut add = |node: &Path, bytes: u64, inodes: u64| -> Result<()> {
         let on = existing(node);
-        let st = nix::sys::statvfs::statvfs(&root.host_path(&on)).map_err(|e| Error::io(format!("{}: statvfs: {e}", on.display())))?;
+        let st = nix::sys::statvfs::statvfs(&root.host_path(&on))
+            .map_err(|e| Error::io(format!("{}: statvfs: {e}", on.display())))?;
         let e = need.entry(st.filesystem_id()).or_insert((on, 0, 0));
         e.1 += bytes;
         e.2 += inodes;
@@ -551,7 +575,8 @@ pub fn preflight_space(root: &Root, p: &Plan, log_dir: &Path) -> Result<()> {
     }
     add(log_dir, 1 << 20, 2)?;
     for (on, bytes, inodes) in need.values() {
-        let st = nix::sys::statvfs::statvfs(&root.host_path(on)).map_err(|e| Error::io(format!("{}: statvfs: {e}", on.display())))?;
+        let st = nix::sys::statvfs::statvfs(&root.host_path(on))
+            .map_err(|e| Error::io(format!("{}: statvfs: {e}", on.display())))?;
         let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
         let files = st.files_available() as u64;
         if avail < *bytes || (st.files() > 0 && files < *inodes) {
@@ -590,7 +615,10 @@ fn rollback(
             sd.reset_failed(&s.unit)?;
             // The previous configuration gets as long as systemd's default
             // start timeout: it is what the node ran before.
-            let job = sd.restart(&s.unit, s.apply.verify_timeout.as_std().max(Duration::from_secs(90)))?;
+            let job = sd.restart(
+                &s.unit,
+                s.apply.verify_timeout.as_std().max(Duration::from_secs(90)),
+            )?;
             let st = settle(sd, &s.unit)?;
             if !job.is_done() || !st.is_active() {
                 return Err(Error::new(

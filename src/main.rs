@@ -118,11 +118,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if detailed_exitcodes {
                 return Ok(ExitCode::Raw(apply::detailed_exit(&r)));
             }
-            Ok(if r.error.is_some() {
-                ExitCode::Software
-            } else {
-                ExitCode::Ok
-            })
+            Ok(r.exit_code())
         }
         Command::Remove {
             node,

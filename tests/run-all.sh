@@ -19,5 +19,6 @@ cargo test --workspace --locked
 step "system tests: the stand-in under a real systemd (smoke, apply, remove)"
 bash tests/system/smoke.sh
 bash tests/system/apply.sh
+bash tests/system/faults.sh
 
 printf '\nAll tests passed in %ss.\n' "$((SECONDS - t0))"

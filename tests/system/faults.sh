@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Fault tests of `kaudit-node apply` against a real systemd (tests/system/
+# sandbox.sh) with the kube-apiserver TEST STAND-IN, for issue #6:
+#
+# - a crash (SIGKILL) at each step of apply, with kaudit-node built with the
+#   `failpoints` feature (src/failpoint.rs): afterwards every file is whole
+#   (old or new), the unit loads, the apiserver is active or restartable, and
+#   the next apply converges;
+# - the apiserver crash-looping into its start limit: rolled back, active;
+# - the restart job outlasting the verify timeout: rolled back;
+# - the system bus unavailable: refused before any change;
+# - a full filesystem under /etc/kubernetes and under the log directory:
+#   refused before any change, nothing half-written;
+# - 10 concurrent applies: serialized, exactly one restart;
+# - a run killed while holding the lock: the next one is not blocked;
+# - not root: refused before any action; modes and owners of everything written.
+#
+# Usage: tests/system/faults.sh [SCENARIO...]   (default: all). Needs root.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+SB=$HERE/sandbox.sh
+UNIT=kube-apiserver.service
+DDIR=/etc/systemd/system/$UNIT.d
+DROPIN=$DDIR/50-kaudit-node.conf
+POLICY=/etc/kubernetes/audit-policy.yaml
+LOGDIR=/var/log/kubernetes/audit
+DIR=""
+PASSED=()
+FIGURES=()
+
+say() { echo "faults: $*" >&2; }
+fail() {
+	echo "faults: FAIL [$SCENARIO]: $*" >&2
+	if [[ -n $DIR ]]; then
+		in_sb journalctl -u "$UNIT" -n 20 --no-pager -o cat >&2 2>/dev/null || true
+	fi
+	exit 1
+}
+in_sb() { "$SB" exec "$DIR" "$@"; }
+kn() { in_sb /usr/local/sbin/kaudit-node "$@"; }
+knf() { in_sb env KAUDIT_FAILPOINT="$1" /usr/local/sbin/kaudit-node-failpoints "${@:2}"; }
+main_pid() { in_sb systemctl show -p MainPID --value "$UNIT"; }
+active() { in_sb systemctl is-active "$UNIT" 2>/dev/null || true; }
+starts() { in_sb journalctl -u "$UNIT" --no-pager -o cat 2>/dev/null | grep -c '^Started ' || true; }
+files_hash() { in_sb sh -c "cat $DROPIN $POLICY 2>/dev/null | sha256sum"; }
+leftovers() { in_sb sh -c "find /etc/systemd/system /etc/kubernetes $LOGDIR -name '.*.kaudit-node-*.tmp' 2>/dev/null | wc -l"; }
+config() { printf '%s' "$1" >"$DIR/config.toml" && "$SB" put "$DIR" "$DIR/config.toml" /etc/kaudit-node/config.toml; }
+
+cleanup() {
+	local rc=$?
+	if [[ -n $DIR ]]; then "$SB" down "$DIR" >/dev/null 2>&1 || true; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+
+boot() {
+	if [[ -n $DIR ]]; then "$SB" down "$DIR" >/dev/null 2>&1 || true; fi
+	DIR=/var/tmp/kaudit-faults-$$-$1
+	"$SB" up "$DIR" 2>/dev/null
+	"$SB" install-flavor "$DIR" "$1" >/dev/null
+	"$SB" put "$DIR" "$REPO/target/debug/kaudit-node" /usr/local/sbin/kaudit-node 0755
+	"$SB" put "$DIR" "$FP_BIN" /usr/local/sbin/kaudit-node-failpoints 0755
+	in_sb systemctl start "$UNIT"
+}
+
+# The node is whole: no temporary file left, the unit with whatever drop-in
+# is there loads, the policy there validates, and the apiserver is active or
+# starts.
+assert_whole() {
+	[[ $(leftovers) == 0 ]] || fail "temporary files left behind"
+	in_sb systemd-analyze verify --man=no "$UNIT" >/dev/null 2>&1 || fail "the unit does not load: $(in_sb systemd-analyze verify --man=no "$UNIT" 2>&1)"
+	if in_sb test -e "$POLICY"; then
+		kn policy validate "$POLICY" >/dev/null || fail "the installed policy does not validate"
+	fi
+	if [[ $(active) != active ]]; then
+		in_sb systemctl daemon-reload
+		in_sb systemctl restart "$UNIT" || fail "the apiserver is neither active nor restartable"
+	fi
+}
+
+scenario_crash() {
+	boot kthw
+	local point age=31 out rc before
+	for point in after-backup between-writes after-reload restart-job first-event; do
+		config "[log]
+maxage = $age
+"
+		before=$(files_hash)
+		out=$(knf "$point" apply 2>&1) && rc=0 || rc=$?
+		[[ $rc == 137 ]] || fail "$point: the failpoint did not kill apply (exit $rc): $out"
+		assert_whole
+		# Each file is either the old one or the new one: the drop-in names
+		# either no maxage of ours or the new one, never a mix of lines.
+		if [[ $(files_hash) != "$before" ]] && in_sb test -e "$DROPIN"; then
+			in_sb grep -q -- "--audit-log-maxage=$age" "$DROPIN" || in_sb grep -q -- "--audit-log-maxage=$((age - 1))" "$DROPIN" ||
+				fail "$point: the drop-in is neither the old nor the new one"
+		fi
+		out=$(kn apply 2>&1) || fail "$point: the next apply failed: $out"
+		out=$(kn apply --detailed-exitcodes 2>&1) && rc=0 || rc=$?
+		[[ $rc == 0 ]] || fail "$point: not converged after the next apply (exit $rc): $out"
+		[[ $(in_sb sh -c "tr '\\0' '\\n' </proc/$(main_pid)/cmdline | grep -c -- --audit-log-maxage=$age") == 1 ]] ||
+			fail "$point: the apiserver does not run with maxage $age"
+		age=$((age + 1))
+	done
+	PASSED+=("crash at after-backup, between-writes, after-reload, restart-job, first-event: whole files, unit loads, apiserver active, next apply converges")
+}
+
+scenario_startlimit() {
+	boot kthw
+	kn apply >/dev/null || fail "first apply"
+	in_sb sh -c "printf '[Service]\nRestart=always\nRestartSec=100ms\nStartLimitBurst=3\nStartLimitIntervalSec=60\nEnvironment=STANDIN_FAIL_IF_ARG=--audit-log-maxage=40\n' > $DDIR/10-test.conf"
+	in_sb systemctl daemon-reload
+	config $'[log]\nmaxage = 40\n[apply]\nverify_timeout = "15s"\n'
+	local out rc t0
+	t0=$(date +%s%N)
+	out=$(kn apply 2>&1) && rc=0 || rc=$?
+	[[ $rc == 70 ]] || fail "exit $rc, want 70: $out"
+	grep -q 'rolled back' <<<"$out" || fail "no rollback: $out"
+	[[ $(active) == active ]] || fail "not active after the rollback"
+	FIGURES+=("crash-looping apiserver with StartLimitBurst=3: rolled back and active in $((($(date +%s%N) - t0) / 1000000)) ms")
+	in_sb rm "$DDIR/10-test.conf"
+	in_sb systemctl daemon-reload
+	PASSED+=("apiserver crash-looping into its start limit: rolled back (reset-failed), active on the previous configuration")
+}
+
+scenario_jobtimeout() {
+	boot kthw
+	kn apply >/dev/null || fail "first apply"
+	in_sb sh -c "printf '[Service]\nExecStartPre=/bin/sleep 4\n' > $DDIR/10-slow.conf"
+	in_sb systemctl daemon-reload
+	config $'[log]\nmaxage = 41\n[apply]\nverify_timeout = "2s"\n'
+	local out rc
+	out=$(kn apply 2>&1) && rc=0 || rc=$?
+	[[ $rc == 70 ]] || fail "exit $rc, want 70: $out"
+	grep -q 'ended with "timeout"' <<<"$out" || fail "the job timeout is not named: $out"
+	grep -q 'rolled back' <<<"$out" || fail "no rollback: $out"
+	[[ $(active) == active ]] || fail "not active after the rollback"
+	in_sb rm "$DDIR/10-slow.conf"
+	in_sb systemctl daemon-reload
+	PASSED+=("restart job outlasting verify_timeout: named, rolled back, active")
+}
+
+scenario_nobus() {
+	boot kthw
+	local before out rc
+	before=$(files_hash)
+	out=$(in_sb env DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent /usr/local/sbin/kaudit-node apply 2>&1) && rc=0 || rc=$?
+	[[ $rc == 69 ]] || fail "exit $rc, want 69: $out"
+	grep -q 'cannot reach systemd on the system bus' <<<"$out" || fail "message: $out"
+	[[ $(files_hash) == "$before" ]] || fail "files changed"
+	PASSED+=("system bus unavailable: exit 69 before any change")
+}
+
+scenario_diskfull() {
+	boot kthw
+	local before out rc pid
+	pid=$(main_pid)
+	# /etc/kubernetes on a 64 KiB filesystem, filled.
+	in_sb sh -c 'mkdir -p /etc/kubernetes && mount -t tmpfs -o size=64k tmpfs /etc/kubernetes && (dd if=/dev/zero of=/etc/kubernetes/fill bs=4k 2>/dev/null || true)'
+	before=$(files_hash)
+	out=$(kn apply 2>&1) && rc=0 || rc=$?
+	[[ $rc == 74 ]] || fail "/etc full: exit $rc, want 74: $out"
+	grep -q 'the filesystem of /etc/kubernetes has' <<<"$out" || fail "/etc full: message: $out"
+	[[ $(files_hash) == "$before" && $(leftovers) == 0 && $(main_pid) == "$pid" ]] || fail "/etc full: the node changed"
+	in_sb umount /etc/kubernetes
+	# The log directory on a full 1 MiB filesystem.
+	in_sb sh -c "mkdir -p $LOGDIR && mount -t tmpfs -o size=1m tmpfs $LOGDIR && (dd if=/dev/zero of=$LOGDIR/fill bs=4k 2>/dev/null || true)"
+	out=$(kn apply 2>&1) && rc=0 || rc=$?
+	[[ $rc == 74 ]] || fail "log full: exit $rc, want 74: $out"
+	grep -q "the filesystem of $LOGDIR has" <<<"$out" || fail "log full: message: $out"
+	[[ $(files_hash) == "$before" && $(leftovers) == 0 && $(main_pid) == "$pid" ]] || fail "log full: the node changed"
+	in_sb umount "$LOGDIR"
+	PASSED+=("full filesystem under /etc/kubernetes and under the log directory: exit 74, nothing written, no restart")
+}
+
+scenario_concurrent() {
+	boot kthw
+	local s0 i rc=0 pids=()
+	s0=$(starts)
+	for ((i = 0; i < 10; i++)); do
+		kn apply >"$DIR/run-$i.out" 2>&1 &
+		pids+=($!)
+	done
+	for i in "${!pids[@]}"; do
+		wait "${pids[$i]}" || {
+			rc=$?
+			cat "$DIR/run-$i.out" >&2
+			fail "concurrent apply $i failed (exit $rc)"
+		}
+	done
+	[[ $(($(starts) - s0)) == 1 ]] || fail "$(($(starts) - s0)) restarts, want exactly 1"
+	[[ $(grep -l 'changed\.' "$DIR"/run-*.out | wc -l) == 1 ]] || fail "not exactly one run changed the node"
+	assert_whole
+	kn apply --detailed-exitcodes >/dev/null || fail "not converged after the concurrent runs"
+	PASSED+=("10 concurrent applies: serialized by the lock, exactly one restart, one run reports the change")
+}
+
+scenario_stalelock() {
+	boot kthw
+	local t0 out
+	in_sb sh -c 'KAUDIT_FAILPOINT=after-lock=sleep /usr/local/sbin/kaudit-node-failpoints apply >/dev/null 2>&1 & echo $! > /run/holder.pid'
+	sleep 1
+	# shellcheck disable=SC2016 # expanded by the container's sh
+	in_sb sh -c 'kill -9 "$(cat /run/holder.pid)"'
+	t0=$(date +%s%N)
+	out=$(in_sb timeout 30 /usr/local/sbin/kaudit-node apply 2>&1) || fail "apply after a killed holder failed: $out"
+	FIGURES+=("apply after a run killed while holding the lock: done in $((($(date +%s%N) - t0) / 1000000)) ms")
+	PASSED+=("a run killed holding the lock does not block the next one")
+}
+
+scenario_security() {
+	boot contrib
+	local out rc
+	out=$(in_sb setpriv --reuid=65534 --regid=65534 --clear-groups /usr/local/sbin/kaudit-node apply 2>&1) && rc=0 || rc=$?
+	[[ $rc == 77 ]] || fail "not root: exit $rc, want 77: $out"
+	grep -q 'run it as root' <<<"$out" || fail "not root: message: $out"
+	in_sb test ! -e "$DROPIN" || fail "not root: something was written"
+	kn apply >/dev/null || fail "apply"
+	check_mode() {
+		local got
+		got=$(in_sb stat -c '%a %U:%G' "$1")
+		[[ $got == "$2" ]] || fail "$1 is $got, want $2"
+	}
+	check_mode "$DROPIN" "644 root:root"
+	check_mode "$POLICY" "640 root:kube"
+	check_mode "$LOGDIR" "700 kube:kube"
+	check_mode "$LOGDIR/audit.log" "600 kube:kube"
+	check_mode /run/lock/kaudit-node.lock "600 root:root"
+	PASSED+=("not root: exit 77 before any action; modes and owners of the drop-in, policy, log directory, log and lock")
+}
+
+[[ $(id -u) == 0 ]] || {
+	say "needs root"
+	exit 1
+}
+cd "$REPO"
+cargo build -q -p kube-apiserver-standin
+# The failpoint build has a target directory of its own, so it never
+# replaces the normal binary.
+CARGO_TARGET_DIR=$REPO/target/failpoints cargo build -q -p kaudit-node --features failpoints
+FP_BIN=$REPO/target/failpoints/debug/kaudit-node
+cargo build -q -p kaudit-node
+scenarios=("$@")
+((${#scenarios[@]})) || scenarios=(crash startlimit jobtimeout nobus diskfull concurrent stalelock security)
+for SCENARIO in "${scenarios[@]}"; do
+	t0=$(date +%s%N)
+	"scenario_$SCENARIO"
+	say "ok: $SCENARIO ($((($(date +%s%N) - t0) / 1000000)) ms)"
+done
+printf 'faults: passed:\n' >&2
+printf '  %s\n' "${PASSED[@]}" >&2
+if ((${#FIGURES[@]})); then
+	printf 'faults: figures:\n' >&2
+	printf '  %s\n' "${FIGURES[@]}" >&2
+fi
