@@ -11,7 +11,9 @@
 
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
-    let Ok(spec) = std::env::var("KAUDIT_FAILPOINT") else { return };
+    let Ok(spec) = std::env::var("KAUDIT_FAILPOINT") else {
+        return;
+    };
     for item in spec.split(',') {
         let (point, action) = item.split_once('=').unwrap_or((item, "crash"));
         if point != name {
