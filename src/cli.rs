@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::GoDuration;
 use crate::policy::Preset;
 
 /// Turn on kube-apiserver audit logging on a node where the apiserver is a
@@ -109,9 +110,78 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Check that audit logging works now, as a monitoring plugin: the unit
+    /// is active; kaudit-node's drop-in is on disk, loaded, and systemd's
+    /// ExecStart is its own; the main process runs with the configured flags,
+    /// each effective once; the installed policy is kaudit-node's and
+    /// validates; the process holds the log open (not a deleted file); the
+    /// log was written recently and its last line is an audit event; its
+    /// filesystem has free space and inodes; the vendor command line has not
+    /// drifted; no logrotate rule fights the rotation owner; CIS 1.2.16-1.2.19
+    /// pass on the effective flags (a warning when not).
+    ///
+    /// Read-only and cheap: no lock, no reload, no restart; reads only the end
+    /// of the log; writes nothing but the --prometheus file. Runs as any user:
+    /// what it cannot read is UNKNOWN, with the reason.
+    ///
+    /// Exit codes (monitoring-plugin conventions): 0 OK, 1 WARNING, 2
+    /// CRITICAL, 3 UNKNOWN (including a bad configuration or command line, or
+    /// a --prometheus file that cannot be written). The worst probe wins, in
+    /// the order CRITICAL > WARNING > UNKNOWN > OK (monitoring-plugins'
+    /// max_state_alt).
+    #[command(
+        after_help = "Output: one summary line `AUDIT STATE - ...` with the performance \
+data after `|` (log_age_seconds with the age thresholds, log_bytes, log_fs_free_bytes and \
+log_fs_free_inodes with the free-space thresholds, restarts), then one line per probe."
+    )]
+    Check {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Output format: monitoring-plugin text, or every probe as JSON.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Nagios)]
+        format: CheckFormat,
+        /// Also write the result in node_exporter's textfile format to FILE,
+        /// atomically (a temporary file in the same directory, then rename).
+        #[arg(long, value_name = "FILE")]
+        prometheus: Option<PathBuf>,
+        /// WARNING when the log was last written longer ago than DUR (Go
+        /// duration syntax: 90s, 5m, 1h).
+        #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+        warn_age: GoDuration,
+        /// CRITICAL when the log was last written longer ago than DUR.
+        #[arg(long, value_name = "DUR", default_value = "15m", value_parser = parse_duration)]
+        crit_age: GoDuration,
+        /// WARNING when less than PCT percent of the bytes or of the inodes of
+        /// the log's filesystem are free.
+        #[arg(long, value_name = "PCT", default_value_t = 10.0, value_parser = parse_percent)]
+        warn_free: f64,
+        /// CRITICAL when less than PCT percent of the bytes or inodes are free.
+        #[arg(long, value_name = "PCT", default_value_t = 5.0, value_parser = parse_percent)]
+        crit_free: f64,
+    },
     /// Audit policies: validate a file, or print a built-in preset.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// Monitoring-plugin text (Nagios, Icinga, Sensu): a summary line with
+    /// performance data, then one line per probe.
+    Nagios,
+    /// Every probe with its state, reason and metrics, as one JSON object.
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<GoDuration, String> {
+    GoDuration::parse(s)
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("\"{s}\": expected a percentage from 0 to 100")),
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@
 //! Everything up to the `Plan` is pure or reads only under a [`root::Root`].
 
 pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod effects;

@@ -4,14 +4,24 @@ use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
 
-use kaudit_node::cli::{Cli, Command, NodeArgs, OutputFormat, PolicyCommand};
+use kaudit_node::check;
+use kaudit_node::cli::{CheckFormat, Cli, Command, NodeArgs, OutputFormat, PolicyCommand};
 use kaudit_node::error::{Error, ExitCode, Result};
 use kaudit_node::policy::{self, Preset};
 use kaudit_node::root::Root;
 use kaudit_node::{apply, config, lock, logging, observe, plan, report, systemd};
 
 fn main() -> ProcessExit {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // `check` is a monitoring plugin: a usage error is UNKNOWN (3), not
+        // clap's 2, which a monitor reads as CRITICAL.
+        let sub = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+        if e.use_stderr() && sub.as_deref() == Some("check") {
+            let _ = e.print();
+            std::process::exit(3);
+        }
+        e.exit()
+    });
     logging::init(cli.verbose);
     match run(cli) {
         Ok(code) => ProcessExit::from(code.code() as u8),
@@ -151,6 +161,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::Changes
             })
         }
+        Command::Check {
+            node,
+            format,
+            prometheus,
+            warn_age,
+            crit_age,
+            warn_free,
+            crit_free,
+        } => Ok(check::run(&check::Invocation {
+            config: node.config.as_deref(),
+            root: &node.root,
+            json: format == CheckFormat::Json,
+            prometheus: prometheus.as_deref(),
+            thresholds: check::Thresholds {
+                warn_age: warn_age.as_std(),
+                crit_age: crit_age.as_std(),
+                warn_free,
+                crit_free,
+            },
+        })
+        .exit()),
         Command::Policy(PolicyCommand::Show { preset }) => {
             out(preset.text())?;
             Ok(ExitCode::Ok)

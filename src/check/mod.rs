@@ -1,0 +1,446 @@
+//! `kaudit-node check`: is audit logging on this node working, now?
+//!
+//! Read-only and cheap. [`check`] gathers facts (systemd's view of the
+//! unit, given by the caller from one D-Bus connection; the plan from
+//! [`crate::observe`] + [`crate::plan::plan`]; `/proc/PID`; the end of the
+//! log; `statvfs`; the logrotate rules) and hands them to the pure probes
+//! of [`probes`]. It writes nothing, takes no lock, never reloads or
+//! restarts, and reads only the last line of the log ([`tail`]).
+//!
+//! Whatever a probe cannot read (a non-root user and a 0600 policy, no
+//! D-Bus) makes that probe UNKNOWN with the reason; the others still run.
+//! A node kaudit-node cannot plan (an overriding drop-in) makes the
+//! `dropin` probe CRITICAL, not the whole check fail.
+//!
+//! States and the exit code follow the monitoring-plugin conventions: 0 OK,
+//! 1 WARNING, 2 CRITICAL, 3 UNKNOWN. The overall state is the worst probe,
+//! ranked CRITICAL > WARNING > UNKNOWN > OK (monitoring-plugins'
+//! `max_state_alt`): a definite problem outranks a probe that could not
+//! tell. The renderers are in [`render`].
+
+pub mod glob;
+pub mod logrotate;
+pub mod probes;
+pub mod render;
+pub mod tail;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::config::Settings;
+use crate::error::ExitCode;
+use crate::flags;
+use crate::observe;
+use crate::plan;
+use crate::root::Root;
+use crate::systemd::UnitStatus;
+use crate::verify::{self, LogHandle};
+
+/// A probe's state. The derived order is severity (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Ok,
+    Unknown,
+    Warning,
+    Critical,
+}
+
+impl State {
+    /// The monitoring-plugin exit code (and the Prometheus gauge value).
+    pub fn code(self) -> u8 {
+        match self {
+            State::Ok => 0,
+            State::Warning => 1,
+            State::Critical => 2,
+            State::Unknown => 3,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Ok => "OK",
+            State::Warning => "WARNING",
+            State::Critical => "CRITICAL",
+            State::Unknown => "UNKNOWN",
+        }
+    }
+
+    pub fn exit(self) -> ExitCode {
+        ExitCode::Raw(self.code())
+    }
+}
+
+/// A number a probe measured, for performance data and Prometheus.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Metric {
+    /// `log_age_seconds`; the Prometheus name is `kaudit_node_` + this.
+    pub name: &'static str,
+    pub value: f64,
+    /// Performance-data unit: `s`, `B` or empty.
+    pub unit: &'static str,
+    /// Monitoring-plugin threshold ranges (`300`, `838861:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// The Prometheus HELP text.
+    #[serde(skip)]
+    pub help: &'static str,
+}
+
+impl Metric {
+    pub fn new(name: &'static str, value: f64, unit: &'static str, help: &'static str) -> Metric {
+        Metric {
+            name,
+            value,
+            unit,
+            warn: None,
+            crit: None,
+            min: None,
+            max: None,
+            help,
+        }
+    }
+}
+
+/// One probe's verdict.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Probe {
+    pub name: &'static str,
+    pub state: State,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Metric>,
+}
+
+impl Probe {
+    pub fn new(name: &'static str, state: State, reason: impl Into<String>) -> Probe {
+        Probe {
+            name,
+            state,
+            reason: reason.into(),
+            metrics: Vec::new(),
+        }
+    }
+}
+
+/// Every probe's verdict.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Report {
+    pub unit: String,
+    pub log: PathBuf,
+    pub probes: Vec<Probe>,
+}
+
+impl Report {
+    /// The worst state of any probe.
+    pub fn state(&self) -> State {
+        self.probes
+            .iter()
+            .map(|p| p.state)
+            .max()
+            .unwrap_or(State::Unknown)
+    }
+
+    pub fn probe(&self, name: &str) -> Option<&Probe> {
+        self.probes.iter().find(|p| p.name == name)
+    }
+
+    /// A report with the one probe `config`, UNKNOWN: the configuration
+    /// could not be read, so nothing else could be checked.
+    pub fn config_failed(message: &str) -> Report {
+        Report {
+            unit: String::new(),
+            log: PathBuf::new(),
+            probes: vec![Probe::new("config", State::Unknown, message)],
+        }
+    }
+}
+
+/// Thresholds (`--warn-age`, `--crit-age`, `--warn-free`, `--crit-free`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub warn_age: Duration,
+    pub crit_age: Duration,
+    /// Percent of bytes and of inodes free on the log's filesystem.
+    pub warn_free: f64,
+    pub crit_free: f64,
+}
+
+impl Default for Thresholds {
+    /// 5 minutes and 15 minutes without a write (the recommended policy
+    /// logs the apiserver's own traffic many times a minute on a live
+    /// control plane); 10 % and 5 % free.
+    fn default() -> Self {
+        Thresholds {
+            warn_age: Duration::from_secs(5 * 60),
+            crit_age: Duration::from_secs(15 * 60),
+            warn_free: 10.0,
+            crit_free: 5.0,
+        }
+    }
+}
+
+fn io_reason(what: &Path, e: &std::io::Error) -> String {
+    format!("{}: {e}", what.display())
+}
+
+/// What the process `pid` holds open of `log`: [`LogHandle::Open`] when one
+/// of its descriptors is the file now at `log` (same device and inode, the
+/// definitive test, which also works on fixture trees whose `fd` entries are
+/// plain symbolic links); [`LogHandle::Deleted`] when one names `log` but is
+/// another file (`LOG (deleted)`, or replaced since).
+pub fn log_handle(root: &Root, pid: u32, log: &Path) -> std::io::Result<LogHandle> {
+    use std::os::unix::fs::MetadataExt;
+    let fd_dir = root.host_path(&PathBuf::from(format!("/proc/{pid}/fd")));
+    let want = std::fs::metadata(root.host_path(log))
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    let deleted_name = format!("{} (deleted)", log.display());
+    let mut deleted = false;
+    for e in std::fs::read_dir(fd_dir)? {
+        let path = e?.path();
+        let held = std::fs::metadata(&path).ok().map(|m| (m.dev(), m.ino()));
+        if want.is_some() && held == want {
+            return Ok(LogHandle::Open);
+        }
+        if let Ok(target) = std::fs::read_link(&path)
+            && (target == log || target.as_os_str() == deleted_name.as_str())
+        {
+            deleted = true;
+        }
+    }
+    Ok(if deleted {
+        LogHandle::Deleted
+    } else {
+        LogHandle::NotOpen
+    })
+}
+
+/// Runs every probe. `status` is systemd's view of the unit (one D-Bus
+/// `status`), or why it could not be read. `now` is the time freshness is
+/// measured against.
+pub fn check(
+    root: &Root,
+    s: &Settings,
+    status: Result<UnitStatus, String>,
+    t: &Thresholds,
+    now: SystemTime,
+) -> Report {
+    let log = s.log.path.clone();
+    let dropin_path = observe::dropin_dir(&s.unit).join(observe::DROPIN_NAME);
+    let plan = observe::observe(root, s).and_then(|o| plan::plan(s, &o));
+    // Only a node kaudit-node refuses (an overriding drop-in, an invalid
+    // unit) is a finding; a file it may not read is the UNKNOWN of the
+    // probe that reads it.
+    let plan_error = match &plan {
+        Err(e) if !matches!(e.code, ExitCode::NoPerm | ExitCode::IoErr) => Some(e.message.as_str()),
+        _ => None,
+    };
+    let mut probes = vec![probes::unit(&s.unit, &status)];
+
+    let dropin_text = match root.read_optional(&dropin_path) {
+        Ok(b) => Ok(b),
+        Err(e) => Err(e.message),
+    };
+    probes.push(probes::dropin(
+        &dropin_path,
+        &dropin_text,
+        &status,
+        plan_error,
+    ));
+
+    let pid = status
+        .as_ref()
+        .ok()
+        .map(|st| st.main_pid)
+        .filter(|p| *p != 0);
+    let argv: probes::Argv = pid.map(|pid| {
+        (
+            pid,
+            verify::read_cmdline(root, pid).map_err(|e| format!("/proc/{pid}/cmdline: {e}")),
+        )
+    });
+    let expected = match &plan {
+        Ok(p) => p.flags.clone(),
+        Err(_) => flags::audit_flags(s),
+    };
+    probes.push(probes::flags(&expected, &argv));
+
+    let installed = match std::fs::read(root.host_path(&s.policy_path)) {
+        Ok(content) => Ok(Some(probes::PolicyFile {
+            mtime: std::fs::metadata(root.host_path(&s.policy_path))
+                .and_then(|m| m.modified())
+                .ok(),
+            content,
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_reason(&s.policy_path, &e)),
+    };
+    let planned = plan
+        .as_ref()
+        .ok()
+        .and_then(|p| p.entries.iter().find(|e| e.path == s.policy_path));
+    let started = pid.and_then(|pid| crate::apply::process_start(root, pid).map(|t| (pid, t)));
+    probes.push(probes::policy(&s.policy_path, &installed, planned, started));
+
+    let host_log = root.host_path(&log);
+    let md = match std::fs::metadata(&host_log) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_reason(&log, &e)),
+    };
+    let exists = md.as_ref().map(|m| m.is_some()).map_err(Clone::clone);
+    let handle = pid.map(|pid| {
+        (
+            pid,
+            log_handle(root, pid, &log).map_err(|e| format!("/proc/{pid}/fd: {e}")),
+        )
+    });
+    probes.push(probes::log_open(&log, &exists, handle));
+
+    let stat = md.as_ref().map_err(Clone::clone).map(|m| {
+        m.as_ref().map(|m| probes::LogStat {
+            mtime: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            size: m.len(),
+        })
+    });
+    probes.push(probes::log_age(&log, &stat, now, t.warn_age, t.crit_age));
+
+    let last = match &md {
+        Err(e) => Err(e.clone()),
+        Ok(None) => Ok(None),
+        Ok(Some(_)) => tail::open_noatime(&host_log)
+            .and_then(|mut f| {
+                let len = f.metadata()?.len();
+                tail::last_line(&mut f, len)
+            })
+            .map(Some)
+            .map_err(|e| io_reason(&log, &e)),
+    };
+    probes.push(probes::log_tail(&log, &last, s.log.format));
+
+    // The filesystem the log is (or would be) on: its nearest existing directory.
+    let dir = log
+        .ancestors()
+        .skip(1)
+        .find(|d| root.host_path(d).is_dir())
+        .unwrap_or(Path::new("/"))
+        .to_path_buf();
+    let fs = nix::sys::statvfs::statvfs(&root.host_path(&dir))
+        .map(|v| {
+            let frag = v.fragment_size();
+            probes::FsStat {
+                total_bytes: v.blocks() * frag,
+                avail_bytes: v.blocks_available() * frag,
+                total_inodes: v.files(),
+                avail_inodes: v.files_available(),
+            }
+        })
+        .map_err(|e| format!("{}: statvfs: {e}", dir.display()));
+    probes.push(probes::log_fs(&dir, &fs, t.warn_free, t.crit_free));
+
+    let current = match &plan {
+        Ok(p) => Ok((p.vendor_hash.clone(), p.vendor_source.clone())),
+        Err(_) => crate::unit::load(root, &s.unit, observe::DROPIN_NAME)
+            .map(|v| {
+                (
+                    plan::vendor_hash(&v.exec_start),
+                    format!(
+                        "{}:{}",
+                        v.exec_start_source.0.display(),
+                        v.exec_start_source.1
+                    ),
+                )
+            })
+            .map_err(|e| e.message),
+    };
+    let text = dropin_text
+        .as_ref()
+        .ok()
+        .and_then(|t| t.as_ref())
+        .map(|b| String::from_utf8_lossy(b).into_owned());
+    probes.push(probes::drift(text.as_deref(), &current));
+
+    let rules = logrotate::read_rules(root, plan::HEADER_MARK);
+    probes.push(probes::rotation(
+        s.log.rotation,
+        &log,
+        &s.logrotate.path,
+        &rules,
+    ));
+
+    probes.push(probes::cis(&argv));
+
+    Report {
+        unit: s.unit.clone(),
+        log,
+        probes,
+    }
+}
+
+/// What `kaudit-node check` was asked, from the command line.
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    pub config: Option<&'a Path>,
+    pub root: &'a Path,
+    pub json: bool,
+    pub prometheus: Option<&'a Path>,
+    pub thresholds: Thresholds,
+}
+
+/// `kaudit-node check`: runs the probes (one D-Bus connection, one
+/// `status`), prints the report, writes the Prometheus file, and returns
+/// the exit code. Never fails: what goes wrong is UNKNOWN.
+pub fn run(inv: &Invocation) -> State {
+    let t = &inv.thresholds;
+    let root = Root::new(inv.root);
+    let report = if t.warn_age > t.crit_age {
+        Report::config_failed("--warn-age must not be longer than --crit-age")
+    } else if t.warn_free < t.crit_free {
+        Report::config_failed("--warn-free must not be below --crit-free")
+    } else {
+        let settings = match inv.config {
+            Some(p) => crate::config::load(p, true),
+            None => crate::config::load(
+                &root.host_path(Path::new(crate::config::DEFAULT_PATH)),
+                false,
+            ),
+        };
+        match settings {
+            Err(e) => Report::config_failed(&e.message),
+            Ok(s) => {
+                let status = crate::systemd::Dbus::connect(Duration::from_secs(10))
+                    .and_then(|mut d| crate::systemd::Systemd::status(&mut d, &s.unit))
+                    .map_err(|e| e.message);
+                check(&root, &s, status, t, SystemTime::now())
+            }
+        }
+    };
+    let text = if inv.json {
+        format!("{:#}\n", render::json(&report))
+    } else {
+        render::nagios(&report)
+    };
+    let mut state = report.state();
+    {
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
+    }
+    if let Some(p) = inv.prometheus
+        && let Err(e) = render::write_atomic(p, &render::prometheus(&report))
+    {
+        eprintln!(
+            "kaudit-node: error: {}: cannot write the Prometheus file: {e}",
+            p.display()
+        );
+        state = State::Unknown;
+    }
+    state
+}
