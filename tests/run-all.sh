@@ -16,9 +16,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (unit, golden cases, policy fixtures, CLI)"
 cargo test --workspace --locked
 
-step "system tests: the stand-in under a real systemd (smoke, apply, remove)"
+step "system tests: the stand-in under a real systemd (smoke, apply, remove, check)"
 bash tests/system/smoke.sh
 bash tests/system/apply.sh
+bash tests/system/check.sh
 bash tests/system/faults.sh
 
 printf '\nAll tests passed in %ss.\n' "$((SECONDS - t0))"

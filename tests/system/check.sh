@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# System tests of `kaudit-node check` against a real systemd (PID 1 of a
+# systemd-nspawn container, tests/system/sandbox.sh) running the
+# kube-apiserver TEST STAND-IN (tests/standin) under the kthw unit.
+#
+# kaudit-node runs inside the container, as a monitoring agent runs it. The
+# audit log directory is a small tmpfs (8 MiB, mounted before apply), so the
+# free-space probe can be driven to WARNING and CRITICAL. Each scenario
+# breaks one thing, asserts the exit code and the reason on the summary line,
+# and repairs it: healthy → OK (and the check is read-only: same main PID,
+# no daemon-reload, same files); as nobody → UNKNOWN; the shipped timer's
+# service writes the Prometheus file; filesystem filled → WARNING then
+# CRITICAL; a generic logrotate rule → CRITICAL; the vendor unit edited →
+# WARNING (drift); the stand-in paused → WARNING then CRITICAL with small
+# thresholds; `rm` of the live log → CRITICAL (deleted inode);
+# `systemctl revert` → CRITICAL; the unit stopped → CRITICAL.
+#
+# Usage: tests/system/check.sh      Needs root and systemd-container.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+SB=$HERE/sandbox.sh
+UNIT=kube-apiserver.service
+LOG=/var/log/kubernetes/audit/audit.log
+LOGDIR=/var/log/kubernetes/audit
+DROPIN=/etc/systemd/system/$UNIT.d/50-kaudit-node.conf
+POLICY=/etc/kubernetes/audit-policy.yaml
+PROMDIR=/var/lib/prometheus/node-exporter
+PROM=$PROMDIR/kaudit-node.prom
+DIR=""
+SCENARIO=setup
+PASSED=()
+FIGURES=()
+OUT=""
+RC=0
+
+say() { echo "system: $*" >&2; }
+fail() {
+	echo "system: FAIL [$SCENARIO]: $*" >&2
+	if [[ -n $DIR ]]; then
+		echo "--- journal of $UNIT" >&2
+		in_sb journalctl -u "$UNIT" -n 15 --no-pager -o cat >&2 2>/dev/null || true
+	fi
+	exit 1
+}
+in_sb() { "$SB" exec "$DIR" "$@"; }
+kn() { in_sb /usr/local/sbin/kaudit-node "$@"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+
+main_pid() { in_sb systemctl show -p MainPID --value "$UNIT"; }
+active() { in_sb systemctl is-active "$UNIT" 2>/dev/null || true; }
+reloads() { in_sb journalctl _PID=1 --no-pager -o cat 2>/dev/null | grep -c '^Reloading' || true; }
+node_hash() { in_sb sh -c "cat $DROPIN $POLICY; stat -c '%n %a %u %g' $DROPIN $POLICY; ls -1A $LOGDIR /etc/logrotate.d /tmp" | sha256sum; }
+
+# Runs `kaudit-node check ARGS…`; sets OUT (stdout and stderr) and RC.
+chk() { OUT=$(kn check "$@" 2>&1) && RC=0 || RC=$?; }
+
+# expect CODE REGEX [ARGS…]: the check exits CODE and its summary line
+# (the first line) matches REGEX.
+expect() {
+	local code=$1 re=$2 first
+	shift 2
+	chk "$@"
+	first=$(head -n1 <<<"$OUT")
+	[[ $RC == "$code" ]] || fail "exit $RC, want $code: $OUT"
+	grep -qE -- "$re" <<<"$first" || fail "the summary line does not match /$re/: $OUT"
+}
+
+# Waits (up to 15 s) until the check is OK again after a repair.
+until_ok() {
+	local i
+	for ((i = 0; i < 75; i++)); do
+		chk
+		[[ $RC == 0 ]] && return 0
+		sleep 0.2
+	done
+	fail "not OK again after the repair: $OUT"
+}
+
+cleanup() {
+	local rc=$?
+	if [[ -n $DIR ]]; then "$SB" down "$DIR" >/dev/null 2>&1 || true; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+
+# Free space of the log's filesystem: blocks available, block size, total blocks.
+fs_stat() { in_sb stat -f -c '%a %S %b' "$LOGDIR"; }
+
+# Fills the log's filesystem until PCT percent is left free (a filler file).
+fill_to() {
+	local pct=$1 avail bs total want
+	read -r avail bs total < <(fs_stat)
+	want=$((avail * bs - total * bs * pct / 100))
+	((want > 0)) || fail "the filesystem is already below $pct% free"
+	in_sb fallocate -l "$want" "$LOGDIR/filler.$pct"
+}
+
+# --- scenarios ------------------------------------------------------------
+
+scenario_healthy() {
+	local pid r0 h0 out n
+	pid=$(main_pid)
+	r0=$(reloads)
+	h0=$(node_hash)
+	expect 0 "^AUDIT OK - $UNIT: 11 probes OK; $LOG last written [0-9]+s ago \| 'restarts'=0 'log_age_seconds'=[0-9.]+s;300;900 'log_bytes'=[0-9]+B;;;0 'log_fs_free_bytes'=[0-9]+B;[0-9]+:;[0-9]+:;0;[0-9]+ 'log_fs_free_inodes'="
+	[[ $(grep -c '^\[OK\] ' <<<"$OUT") == 11 ]] || fail "not 11 probe lines: $OUT"
+	out=$(kn check --format json) || fail "check --format json: exit $?"
+	n=$(grep -c '"name": "' <<<"$out" || true)
+	((n >= 11)) || fail "JSON lacks probes: $out"
+	grep -q '"exit_code": 0' <<<"$out" || fail "JSON exit_code: $out"
+	# Read-only: no restart, no daemon-reload, no file changed.
+	[[ $(main_pid) == "$pid" ]] || fail "the check restarted the apiserver"
+	[[ $(reloads) == "$r0" ]] || fail "the check reloaded systemd"
+	[[ $(node_hash) == "$h0" ]] || fail "the check changed a file"
+	local t0
+	t0=$(now)
+	kn check >/dev/null
+	FIGURES+=("one check, debug build, through nsenter: $(since "$t0") s")
+	PASSED+=("healthy: exit 0, 11 probes OK, performance data; JSON; read-only (same PID, no reload, same files)")
+}
+
+scenario_nobody() {
+	# What a user cannot read is UNKNOWN with the reason; what it can read is checked.
+	OUT=$(in_sb setpriv --reuid=65534 --regid=65534 --clear-groups /usr/local/sbin/kaudit-node check 2>&1) && RC=0 || RC=$?
+	[[ $RC == 3 ]] || fail "as nobody: exit $RC, want 3: $OUT"
+	grep -q '^\[UNKNOWN\] log_open: .*Permission denied' <<<"$OUT" || fail "as nobody: log_open not UNKNOWN with the reason: $OUT"
+	grep -q '^\[UNKNOWN\] policy: .*Permission denied' <<<"$OUT" || fail "as nobody: policy not UNKNOWN: $OUT"
+	grep -q '^\[OK\] unit: ' <<<"$OUT" || fail "as nobody: the unit probe did not run: $OUT"
+	grep -q '^\[OK\] flags: ' <<<"$OUT" || fail "as nobody: the flags probe did not run: $OUT"
+	PASSED+=("as nobody: exit 3 (UNKNOWN), unreadable probes name the permission error, readable ones run")
+}
+
+scenario_timer() {
+	# The shipped units, as the packages install them.
+	"$SB" put "$DIR" "$KAUDIT_BIN" /usr/sbin/kaudit-node 0755
+	"$SB" put "$DIR" "$REPO/units/kaudit-node-check.service" /etc/systemd/system/kaudit-node-check.service
+	"$SB" put "$DIR" "$REPO/units/kaudit-node-check.timer" /etc/systemd/system/kaudit-node-check.timer
+	in_sb mkdir -p "$PROMDIR"
+	in_sb systemctl daemon-reload
+	in_sb systemctl start kaudit-node-check.service || fail "the check service failed: $(in_sb journalctl -u kaudit-node-check.service -n 20 --no-pager -o cat)"
+	local prom
+	prom=$(in_sb cat "$PROM") || fail "the service did not write $PROM"
+	grep -qx "kaudit_node_status{unit=\"$UNIT\"} 0" <<<"$prom" || fail "$PROM: status is not 0: $prom"
+	grep -qx "kaudit_node_probe_state{probe=\"log_open\",unit=\"$UNIT\"} 0" <<<"$prom" || fail "$PROM: log_open not 0 under the service's sandbox: $prom"
+	grep -q '^# TYPE kaudit_node_log_age_seconds gauge$' <<<"$prom" || fail "$PROM: no log age gauge"
+	in_sb sh -c "ls -A $PROMDIR" | grep -qvx 'kaudit-node.prom' && fail "a temporary file was left in $PROMDIR"
+	in_sb systemctl enable --now kaudit-node-check.timer >/dev/null 2>&1 || fail "cannot enable the timer"
+	[[ $(in_sb systemctl is-active kaudit-node-check.timer) == active ]] || fail "the timer is not active"
+	in_sb systemctl disable --now kaudit-node-check.timer >/dev/null 2>&1
+	# By hand, to any file: written atomically, the state as exit code.
+	expect 0 "^AUDIT OK" --prometheus /tmp/by-hand.prom
+	in_sb grep -q '^kaudit_node_status{unit="kube-apiserver.service"} 0$' /tmp/by-hand.prom || fail "--prometheus by hand"
+	PASSED+=("units: kaudit-node-check.service (hardened) writes $PROM with status 0 and log_open 0; the timer enables")
+}
+
+scenario_fs() {
+	fill_to 7
+	expect 1 "^AUDIT WARNING - log_fs: [6-7]\.[0-9]% free .* on the filesystem of $LOGDIR \(warning below 10%, critical below 5%\)"
+	fill_to 2
+	expect 2 "^AUDIT CRITICAL - log_fs: [0-9]\.[0-9]% free"
+	in_sb sh -c "rm -f $LOGDIR/filler.*"
+	until_ok
+	PASSED+=("a filled 8 MiB tmpfs under the log: 7% free → WARNING, 2% → CRITICAL")
+}
+
+scenario_logrotate() {
+	in_sb sh -c 'printf "/var/log/kubernetes/*/*.log {\n    daily\n    copytruncate\n}\n" > /etc/logrotate.d/allvarlogs'
+	expect 2 "^AUDIT CRITICAL - rotation: /etc/logrotate.d/allvarlogs:1: \"/var/log/kubernetes/\*/\*.log\" matches the audit log; the apiserver owns rotation"
+	in_sb rm /etc/logrotate.d/allvarlogs
+	until_ok
+	PASSED+=("a generic logrotate rule matching the log → CRITICAL, named by file and line")
+}
+
+scenario_drift() {
+	in_sb sed -i 's/--v=2$/--v=3/' /etc/systemd/system/$UNIT
+	in_sb systemctl daemon-reload
+	expect 1 "^AUDIT WARNING - drift: the vendor command line \(/etc/systemd/system/$UNIT:[0-9]+\) changed since .kaudit-node apply."
+	in_sb sed -i 's/--v=3$/--v=2/' /etc/systemd/system/$UNIT
+	in_sb systemctl daemon-reload
+	until_ok
+	PASSED+=("vendor unit edited after apply → WARNING (drift)")
+}
+
+scenario_paused() {
+	local pid
+	pid=$(main_pid)
+	in_sb kill -USR2 "$pid" # the stand-in's pause toggle: no more events
+	sleep 2.6
+	expect 1 "^AUDIT WARNING - log_age: $LOG last written [0-9.]+s ago \(warning at 2s, critical at 5s\)" --warn-age 2s --crit-age 5s
+	sleep 2.5
+	expect 2 "^AUDIT CRITICAL - log_age: $LOG last written [0-9.]+s ago" --warn-age 2s --crit-age 5s
+	in_sb kill -USR2 "$pid"
+	until_ok
+	PASSED+=("stand-in paused → WARNING after 2s, CRITICAL after 5s (--warn-age 2s --crit-age 5s)")
+}
+
+scenario_deleted() {
+	in_sb rm "$LOG"
+	expect 2 "^AUDIT CRITICAL - .*log_open: PID [0-9]+ writes to a deleted or replaced file, not $LOG"
+	in_sb systemctl restart "$UNIT"
+	until_ok
+	PASSED+=("rm of the live log → CRITICAL (the process holds a deleted inode)")
+}
+
+scenario_revert() {
+	in_sb systemctl revert "$UNIT" >/dev/null 2>&1
+	in_sb test ! -e "$DROPIN" || fail "systemctl revert left $DROPIN"
+	expect 2 "^AUDIT CRITICAL - dropin: $DROPIN is missing \(removed by .systemctl revert.\?\)"
+	kn apply >/dev/null || fail "apply after revert failed"
+	until_ok
+	PASSED+=("systemctl revert → CRITICAL (drop-in missing); apply repairs it")
+}
+
+scenario_stopped() {
+	in_sb systemctl stop "$UNIT"
+	expect 2 "^AUDIT CRITICAL - unit: $UNIT is inactive \(dead\)"
+	PASSED+=("unit stopped → CRITICAL")
+}
+
+# --- main -----------------------------------------------------------------
+
+[[ $(id -u) == 0 ]] || {
+	say "needs root"
+	exit 1
+}
+cd "$REPO"
+cargo build -q -p kube-apiserver-standin -p kaudit-node
+KAUDIT_BIN=$REPO/target/debug/kaudit-node
+DIR=/var/tmp/kaudit-check-$$
+t0=$(now)
+"$SB" up "$DIR" 2>/dev/null
+"$SB" install-flavor "$DIR" kthw >/dev/null
+"$SB" put "$DIR" "$KAUDIT_BIN" /usr/local/sbin/kaudit-node 0755
+# A small filesystem for the log, before apply, so the log lives on it.
+in_sb mkdir -p "$LOGDIR"
+in_sb mount -t tmpfs -o size=8m,mode=0700 kaudit-check-log "$LOGDIR"
+in_sb systemctl start "$UNIT"
+kn apply >/dev/null || fail "apply failed"
+until_ok
+say "sandbox ready ($(since "$t0") s)"
+for SCENARIO in healthy nobody timer fs logrotate drift paused deleted revert stopped; do
+	t1=$(now)
+	"scenario_$SCENARIO"
+	say "ok: $SCENARIO ($(since "$t1") s)"
+done
+"$SB" down "$DIR" >/dev/null 2>&1 || true
+DIR=""
+printf 'system: passed:\n' >&2
+printf '  %s\n' "${PASSED[@]}" >&2
+printf 'system: figures:\n' >&2
+printf '  %s\n' "${FIGURES[@]}" >&2
