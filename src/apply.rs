@@ -264,36 +264,45 @@ fn restart_and_verify(
         });
     }
     let pid = st.main_pid;
-    let argv = step(
-        "verify",
-        verify::read_cmdline(root, pid).map_err(|e| Error::io(format!("/proc/{pid}/cmdline: {e}"))),
-    )?;
-    for f in verify::check_flags(&argv, &p.flags) {
-        if !f.is_effective() {
-            return Err(StepError {
-                step: "verify",
-                error: Error::new(
-                    ExitCode::Software,
-                    format!(
-                        "the new apiserver (PID {pid}) runs with --{}={} where {} was expected",
-                        f.name,
-                        f.effective().unwrap_or("(absent)"),
-                        f.expected
-                    ),
-                ),
-            });
-        }
-    }
     progress(&format!(
         "waiting for the first audit event from PID {pid} in {}",
         s.log.path.display()
     ));
     let mut next_note = Instant::now() + Duration::from_secs(5);
     crate::failpoint::hit("first-event");
+    let mut flags_ok = false;
+    let mut last_argv = Vec::new();
     loop {
+        // The flags, once the process is the planned command: right after
+        // fork, systemd ≥ 255 runs `systemd-executor` under the new PID
+        // before it execs the service, so the first reads may see that.
+        if !flags_ok {
+            last_argv = verify::read_cmdline(root, pid).unwrap_or_default();
+            let wrong: Vec<_> = verify::check_flags(&last_argv, &p.flags)
+                .into_iter()
+                .filter(|f| !f.is_effective())
+                .collect();
+            if wrong.is_empty() {
+                flags_ok = true;
+            } else if last_argv.first() == p.argv.first() {
+                let f = &wrong[0];
+                return Err(StepError {
+                    step: "verify",
+                    error: Error::new(
+                        ExitCode::Software,
+                        format!(
+                            "the new apiserver (PID {pid}) runs with --{}={} where {} was expected",
+                            f.name,
+                            f.effective().unwrap_or("(absent)"),
+                            f.expected
+                        ),
+                    ),
+                });
+            }
+        }
         let event =
             verify::first_event_after(root, &s.log.path, mark, s.log.format).unwrap_or(None);
-        if event.is_some() {
+        if flags_ok && event.is_some() {
             match verify::log_handle(root, pid, &s.log.path) {
                 Ok(LogHandle::Open) => return Ok((pid, job_done.elapsed())),
                 Ok(LogHandle::Deleted) => {
@@ -328,16 +337,22 @@ fn restart_and_verify(
             });
         }
         if Instant::now() >= deadline {
+            let why = if flags_ok {
+                format!(
+                    "no new audit event in {} within {} (PID {pid}); is the policy logging anything?",
+                    s.log.path.display(),
+                    s.apply.verify_timeout.text
+                )
+            } else {
+                format!(
+                    "PID {pid} did not run with kaudit-node's flags within {} (its command line: {})",
+                    s.apply.verify_timeout.text,
+                    last_argv.join(" ")
+                )
+            };
             return Err(StepError {
                 step: "verify",
-                error: Error::new(
-                    ExitCode::Software,
-                    format!(
-                        "no new audit event in {} within {} (PID {pid}); is the policy logging anything?",
-                        s.log.path.display(),
-                        s.apply.verify_timeout.text
-                    ),
-                ),
+                error: Error::new(ExitCode::Software, why),
             });
         }
         if Instant::now() >= next_note {

@@ -21,5 +21,8 @@ bash tests/system/smoke.sh
 bash tests/system/apply.sh
 bash tests/system/check.sh
 bash tests/system/faults.sh
+# The same suite on a debootstrap bookworm root (static builds); the full
+# matrix (bullseye, bookworm, trixie) is `bash tests/system/matrix.sh`.
+bash tests/system/matrix.sh bookworm
 
 printf '\nAll tests passed in %ss.\n' "$((SECONDS - t0))"

@@ -223,8 +223,12 @@ scenario_logrotate() {
 	exit 1
 }
 cd "$REPO"
-cargo build -q -p kube-apiserver-standin -p kaudit-node
-KAUDIT_BIN=$REPO/target/debug/kaudit-node
+# KAUDIT_BIN and STANDIN_BIN (static builds, for other roots: matrix.sh)
+# replace the debug builds.
+if [[ -z ${KAUDIT_BIN:-} ]]; then
+	cargo build -q -p kube-apiserver-standin -p kaudit-node
+	KAUDIT_BIN=$REPO/target/debug/kaudit-node
+fi
 scenarios=("$@")
 ((${#scenarios[@]})) || scenarios=(kthw contrib hardened logrotate)
 for SCENARIO in "${scenarios[@]}"; do

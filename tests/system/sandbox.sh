@@ -21,7 +21,9 @@
 # DBUS_SYSTEM_BUS_ADDRESS (the container's system bus, for zbus on the host).
 #
 # Environment: STANDIN_BIN (default: REPO/target/debug/kube-apiserver-standin),
-# SANDBOX_BOOT_TIMEOUT (seconds, default 90).
+# SANDBOX_BOOT_TIMEOUT (seconds, default 90), SANDBOX_LOWER (the root to boot,
+# default / (this machine's); a debootstrap root gives another systemd version:
+# see tests/system/matrix.sh).
 #
 # Needs root and `apt-get install -y systemd-container`. Stops only the processes it
 # started, by the PIDs recorded in DIR/env.
@@ -155,7 +157,9 @@ cmd_up() {
 	[[ $name == kaudit* ]] || name=kaudit-$name
 	t0=$(now)
 	mkdir -p "$dir"/{upper,work,root}
-	mount -t overlay overlay -o "lowerdir=/,upperdir=$dir/upper,workdir=$dir/work" "$dir/root"
+	local lower=${SANDBOX_LOWER:-/}
+	[[ -x $lower/lib/systemd/systemd || -x $lower/usr/lib/systemd/systemd ]] || die "$lower has no systemd to boot"
+	mount -t overlay overlay -o "lowerdir=$lower,upperdir=$dir/upper,workdir=$dir/work" "$dir/root"
 	install_standin "$dir/root" "$bin"
 	# The machine's own /etc/machine-id may be empty or shared; let systemd make one.
 	rm -f "$dir/root/etc/machine-id"
