@@ -25,8 +25,7 @@ use crate::policy::Preset;
     after_help = "Exit codes: 0 success (plan: converged; apply: no change), 2 plan: changes \
 pending (apply with --detailed-exitcodes: changed), 64 usage, 65 invalid data (policy, unit), \
 66 missing input, 69 systemd unavailable, 70 apply failed (rolled back), 74 I/O error, \
-75 another run holds the lock, 77 permission, 78 invalid configuration. `check` follows the \
-monitoring-plugin codes instead: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n\nSee kaudit-node(8) and kaudit-node.toml(5)."
+75 another run holds the lock, 77 permission, 78 invalid configuration.\n\nSee kaudit-node(8) and kaudit-node.toml(5)."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace); or set KAUDIT_NODE_LOG.
