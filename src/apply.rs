@@ -31,6 +31,11 @@ pub struct Report {
     pub new_main_pid: Option<u32>,
     /// Milliseconds from the end of the restart job to the first new event.
     pub first_event_ms: Option<u64>,
+    /// Milliseconds the restart job took (RestartUnit to JobRemoved).
+    pub restart_job_ms: Option<u64>,
+    /// Milliseconds between the first event's write (the log's mtime) and
+    /// kaudit-node seeing it.
+    pub detect_lag_ms: Option<u64>,
     pub warnings: Vec<String>,
     /// Why something was done (vendor flags replaced, runtime state).
     pub notes: Vec<String>,
@@ -219,9 +224,16 @@ fn require_loaded(unit: &str, st: &UnitStatus) -> Result<()> {
     }
 }
 
+/// What a verified restart measured.
+struct Restarted {
+    pid: u32,
+    job: Duration,
+    first_event: Duration,
+    detect_lag: Option<Duration>,
+}
+
 /// Restarts and proves audit logging works: new main PID, effective flags,
-/// the log held open, a new event. Returns the new PID and the time to the
-/// first event.
+/// the log held open, a new event.
 fn restart_and_verify(
     root: &Root,
     sd: &mut dyn Systemd,
@@ -229,8 +241,9 @@ fn restart_and_verify(
     p: &Plan,
     old_pid: u32,
     progress: Progress,
-) -> std::result::Result<(u32, Duration), StepError> {
+) -> std::result::Result<Restarted, StepError> {
     let deadline = Instant::now() + s.apply.verify_timeout.as_std();
+    let job_start = Instant::now();
     progress(&format!("restarting {}", s.unit));
     let job = step(
         "restart",
@@ -304,7 +317,18 @@ fn restart_and_verify(
             verify::first_event_after(root, &s.log.path, mark, s.log.format).unwrap_or(None);
         if flags_ok && event.is_some() {
             match verify::log_handle(root, pid, &s.log.path) {
-                Ok(LogHandle::Open) => return Ok((pid, job_done.elapsed())),
+                Ok(LogHandle::Open) => {
+                    let seen = std::time::SystemTime::now();
+                    let written = std::fs::metadata(root.host_path(&s.log.path))
+                        .and_then(|m| m.modified())
+                        .ok();
+                    return Ok(Restarted {
+                        pid,
+                        job: job_done - job_start,
+                        first_event: job_done.elapsed(),
+                        detect_lag: written.and_then(|w| seen.duration_since(w).ok()),
+                    });
+                }
                 Ok(LogHandle::Deleted) => {
                     return Err(StepError {
                         step: "verify",
@@ -521,11 +545,13 @@ pub fn apply(
             ));
             return Ok(());
         }
-        let (pid, first) = restart_and_verify(root, sd, s, p, st.main_pid, progress)?;
+        let r = restart_and_verify(root, sd, s, p, st.main_pid, progress)?;
         rep.actions.push(format!("restart {}", s.unit));
         rep.changed = true;
-        rep.new_main_pid = Some(pid);
-        rep.first_event_ms = Some(first.as_millis() as u64);
+        rep.new_main_pid = Some(r.pid);
+        rep.first_event_ms = Some(r.first_event.as_millis() as u64);
+        rep.restart_job_ms = Some(r.job.as_millis() as u64);
+        rep.detect_lag_ms = r.detect_lag.map(|d| d.as_millis() as u64);
         Ok(())
     })();
 

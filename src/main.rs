@@ -16,9 +16,14 @@ fn main() -> ProcessExit {
         // `check` is a monitoring plugin: a usage error is UNKNOWN (3), not
         // clap's 2, which a monitor reads as CRITICAL.
         let sub = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-        if e.use_stderr() && sub.as_deref() == Some("check") {
+        if e.use_stderr() {
             let _ = e.print();
-            std::process::exit(3);
+            // Everything else follows sysexits: 64 (EX_USAGE).
+            std::process::exit(if sub.as_deref() == Some("check") {
+                3
+            } else {
+                64
+            });
         }
         e.exit()
     });

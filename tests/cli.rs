@@ -1,0 +1,92 @@
+//! The command line as a user runs it: help, version, usage errors and the
+//! small `policy` commands.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kaudit-node"));
+    c.args(args).env_clear().env("PATH", "/usr/bin:/bin");
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn help_and_version() {
+    let o = run(&["--help"], None);
+    assert_eq!(o.status.code(), Some(0));
+    for sub in ["apply", "remove", "plan", "check", "policy"] {
+        assert!(text(&o.stdout).contains(sub), "--help lacks {sub}");
+    }
+    let o = run(&["apply", "--help"], None);
+    assert!(text(&o.stdout).contains("--detailed-exitcodes"));
+    let o = run(&["--version"], None);
+    assert_eq!(
+        text(&o.stdout).trim(),
+        format!("kaudit-node {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_errors_are_ex_usage_except_for_check() {
+    let o = run(&["plan", "--bogus"], None);
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--bogus"));
+    let o = run(&["apply", "--dry-run", "--no-restart"], None);
+    assert_eq!(
+        o.status.code(),
+        Some(64),
+        "conflicting options: {}",
+        text(&o.stderr)
+    );
+    // A monitoring plugin's usage error is UNKNOWN.
+    assert_eq!(run(&["check", "--bogus"], None).status.code(), Some(3));
+}
+
+#[test]
+fn policy_commands() {
+    let o = run(&["policy", "list"], None);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(text(&o.stdout).lines().count(), 3);
+    for preset in ["metadata", "recommended", "cis"] {
+        let shown = run(&["policy", "show", preset], None);
+        assert_eq!(shown.status.code(), Some(0));
+        // What `show` prints validates, strictly, from standard input.
+        let v = run(
+            &["policy", "validate", "--strict", "-"],
+            Some(&shown.stdout),
+        );
+        assert_eq!(v.status.code(), Some(0), "{preset}: {}", text(&v.stderr));
+    }
+    let o = run(&["policy", "show", "paranoid"], None);
+    assert_eq!(o.status.code(), Some(64));
+    let bad =
+        b"apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  verb: [get]\n";
+    let o = run(&["policy", "validate", "-"], Some(bad));
+    assert_eq!(o.status.code(), Some(65));
+    assert!(
+        text(&o.stderr).contains(
+            "(stdin):5:3: error: rules[0]: unknown field \"verb\" (did you mean \"verbs\"?)"
+        ),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(&["policy", "validate", "/nonexistent/policy.yaml"], None);
+    assert_eq!(o.status.code(), Some(66));
+    let o = run(&["policy", "validate", "--format", "json", "-"], Some(bad));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["diagnostics"][0]["field"], "rules[0]");
+}
