@@ -31,6 +31,10 @@ pub struct Report {
     pub new_main_pid: Option<u32>,
     /// Milliseconds from the end of the restart job to the first new event.
     pub first_event_ms: Option<u64>,
+    /// Milliseconds writing the files took (all fsynced).
+    pub write_ms: Option<u64>,
+    /// Milliseconds systemd's daemon-reload took.
+    pub reload_ms: Option<u64>,
     /// Milliseconds the restart job took (RestartUnit to JobRemoved).
     pub restart_job_ms: Option<u64>,
     /// Milliseconds between the first event's write (the log's mtime) and
@@ -457,7 +461,10 @@ pub fn apply(
             "writing {} file(s)",
             p.changes().count() + p.removals.len()
         ));
-        if let Err(e) = effects::write_plan(root, p) {
+        let t = Instant::now();
+        let written = effects::write_plan(root, p);
+        rep.write_ms = Some(t.elapsed().as_millis() as u64);
+        if let Err(e) = written {
             fail(&mut rep, "write", e);
             rollback(root, sd, s, &backup, &st, false, &mut rep, progress);
             return rep;
@@ -485,7 +492,9 @@ pub fn apply(
     let result = (|| -> std::result::Result<(), StepError> {
         if need_reload {
             progress("reloading systemd");
+            let t = Instant::now();
             step("reload", sd.reload())?;
+            rep.reload_ms = Some(t.elapsed().as_millis() as u64);
             crate::failpoint::hit("after-reload");
             rep.actions.push("daemon-reload".into());
             rep.changed = true;

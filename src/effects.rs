@@ -72,6 +72,27 @@ pub fn check_parents(root: &Root, node: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Directories whose entries changed, each fsynced once by [`DirSync::flush`]
+/// (a plan writes several files into the same few directories).
+#[derive(Default)]
+pub struct DirSync(std::collections::BTreeMap<PathBuf, PathBuf>);
+
+impl DirSync {
+    fn add(&mut self, host_dir: &Path, node: &Path) {
+        self.0
+            .entry(host_dir.to_path_buf())
+            .or_insert_with(|| node.to_path_buf());
+    }
+
+    /// Makes every recorded change durable.
+    pub fn flush(self) -> Result<()> {
+        for (host_dir, node) in &self.0 {
+            fsync_dir(host_dir, node)?;
+        }
+        Ok(())
+    }
+}
+
 fn fsync_dir(host_dir: &Path, node: &Path) -> Result<()> {
     File::open(host_dir)
         .and_then(|d| d.sync_all())
@@ -86,6 +107,21 @@ pub fn write_atomic(
     mode: u32,
     uid: u32,
     gid: u32,
+) -> Result<()> {
+    let mut sync = DirSync::default();
+    write_atomic_in(root, node, content, mode, uid, gid, &mut sync)?;
+    sync.flush()
+}
+
+/// [`write_atomic`], with the directory's fsync left to `sync`.
+fn write_atomic_in(
+    root: &Root,
+    node: &Path,
+    content: &[u8],
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    sync: &mut DirSync,
 ) -> Result<()> {
     check_parents(root, node)?;
     let host = root.host_path(node);
@@ -120,12 +156,26 @@ pub fn write_atomic(
         let _ = fs::remove_file(&tmp);
         return Err(io_err(node, "cannot write", e));
     }
-    fsync_dir(dir, node)
+    sync.add(dir, node);
+    Ok(())
 }
 
 /// Creates a directory if missing, then sets its mode and owner (opened
 /// with `O_NOFOLLOW | O_DIRECTORY`, so a symlink is refused).
 pub fn ensure_dir(root: &Root, node: &Path, mode: u32, uid: u32, gid: u32) -> Result<()> {
+    let mut sync = DirSync::default();
+    ensure_dir_in(root, node, mode, uid, gid, &mut sync)?;
+    sync.flush()
+}
+
+fn ensure_dir_in(
+    root: &Root,
+    node: &Path,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    sync: &mut DirSync,
+) -> Result<()> {
     check_parents(root, node)?;
     let host = root.host_path(node);
     match fs::create_dir(&host) {
@@ -142,7 +192,7 @@ pub fn ensure_dir(root: &Root, node: &Path, mode: u32, uid: u32, gid: u32) -> Re
         .map_err(|e| io_err(node, "cannot chmod", e))?;
     fchown(&d, Some(uid), Some(gid)).map_err(|e| io_err(node, "cannot chown", e))?;
     if let Some(parent) = host.parent() {
-        fsync_dir(parent, node)?;
+        sync.add(parent, node);
     }
     Ok(())
 }
@@ -171,36 +221,55 @@ pub fn ensure_log_file(root: &Root, node: &Path, mode: u32, uid: u32, gid: u32) 
 
 /// Removes a file kaudit-node wrote (a missing file is not an error).
 pub fn remove_file(root: &Root, node: &Path) -> Result<()> {
+    let mut sync = DirSync::default();
+    remove_file_in(root, node, &mut sync)?;
+    sync.flush()
+}
+
+fn remove_file_in(root: &Root, node: &Path, sync: &mut DirSync) -> Result<()> {
     check_parents(root, node)?;
     let host = root.host_path(node);
     match fs::remove_file(&host) {
-        Ok(()) => fsync_dir(host.parent().expect("node paths have a parent"), node),
+        Ok(()) => {
+            sync.add(host.parent().expect("node paths have a parent"), node);
+            Ok(())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err(node, "cannot remove", e)),
     }
 }
 
-/// Carries out the file part of a plan, in order: directories, files, the
-/// log file, then removals. Unchanged entries are not touched.
+/// Carries out the file part of a plan, in its order (the drop-in last),
+/// then removals. Unchanged entries are not touched. Each file is fsynced
+/// before its rename; each directory once, at the end, before returning.
 pub fn write_plan(root: &Root, plan: &Plan) -> Result<()> {
+    let mut sync = DirSync::default();
     for e in plan
         .entries
         .iter()
         .filter(|e| e.change != Change::Unchanged)
     {
         match e.kind {
-            Kind::Directory => ensure_dir(root, &e.path, e.mode, e.owner.uid, e.owner.gid)?,
-            Kind::File => {
-                write_atomic(root, &e.path, &e.content, e.mode, e.owner.uid, e.owner.gid)?
+            Kind::Directory => {
+                ensure_dir_in(root, &e.path, e.mode, e.owner.uid, e.owner.gid, &mut sync)?
             }
+            Kind::File => write_atomic_in(
+                root,
+                &e.path,
+                &e.content,
+                e.mode,
+                e.owner.uid,
+                e.owner.gid,
+                &mut sync,
+            )?,
             Kind::Log => ensure_log_file(root, &e.path, e.mode, e.owner.uid, e.owner.gid)?,
         }
         crate::failpoint::hit("between-writes");
     }
     for r in &plan.removals {
-        remove_file(root, &r.path)?;
+        remove_file_in(root, &r.path, &mut sync)?;
     }
-    Ok(())
+    sync.flush()
 }
 
 #[cfg(test)]

@@ -25,4 +25,7 @@ bash tests/system/faults.sh
 # matrix (bullseye, bookworm, trixie) is `bash tests/system/matrix.sh`.
 bash tests/system/matrix.sh bookworm
 
+step "benchmarks, quick (they report figures; timing never fails the build)"
+bash tests/bench/run.sh --quick
+
 printf '\nAll tests passed in %ss.\n' "$((SECONDS - t0))"
