@@ -80,6 +80,8 @@ restart_n=$(($(starts) - s0))
 # event), and how late the first event is seen after it is written.
 overheads=()
 lags=()
+reload_list=()
+write_list=()
 for ((i = 0; i < CHANGED; i++)); do
 	printf '[log]\nmaxage = %d\n' $((31 + i % 2)) >"$DIR/config.toml"
 	"$SB" put "$DIR" "$DIR/config.toml" /etc/kaudit-node/config.toml
@@ -89,6 +91,8 @@ for ((i = 0; i < CHANGED; i++)); do
 	job=$(grep -o '"restart_job_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$')
 	first=$(grep -o '"first_event_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$')
 	lag=$(grep -o '"detect_lag_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$')
+	reload_list+=("$(grep -o '"reload_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$')")
+	write_list+=("$(grep -o '"write_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$')")
 	overheads+=($((wall - job - first)))
 	lags+=("$lag")
 done
@@ -99,6 +103,8 @@ exec_ms=$((($(date +%s%N) - t0) / 1000000))
 overhead=$(printf '%s\n' "${overheads[@]}" | median)
 overhead_net=$(awk -v o="$overhead" -v e="$exec_ms" 'BEGIN { print o - e }')
 lag=$(printf '%s\n' "${lags[@]}" | median)
+reload_ms=$(printf '%s\n' "${reload_list[@]}" | median)
+write_ms=$(printf '%s\n' "${write_list[@]}" | median)
 
 # 8. policy validate on the recommended preset against logrotate -d on a snippet.
 res=$(measure -n validate "kaudit-node policy validate /etc/kubernetes/audit-policy.yaml" -n logrotate "logrotate -d -s /tmp/lr.state /root/snippet")
@@ -127,7 +133,7 @@ kaudit-node benchmarks, $(date -u +%F), $(nproc) cores, $(uname -r), systemd $(s
 | \`check\` wall time | $(check_row 1) | | | ≤ 1.5× |
 | \`check\` peak RSS | $(check_row 2) | | | ≤ 8 MiB |
 | \`check\` with a 5 GB / 1 MB log | $(check_row 3) | | | ≤ 1.1× |
-| changed \`apply\`: total − (restart job + first event) | ${overhead_net} ms (median of $CHANGED; ${exec_ms} ms of container entry removed) | — | ${overhead_net} ms | ≤ 200 ms |
+| changed \`apply\`: total − (restart job + first event) | ${overhead_net} ms (median of $CHANGED; ${exec_ms} ms of container entry removed), of which systemd's daemon-reload ${reload_ms} ms and the fsynced writes ${write_ms} ms | — | ${overhead_net} ms; $(awk -v o="$overhead_net" -v r="$reload_ms" 'BEGIN { print o - r }') ms without the daemon-reload | ≤ 200 ms |
 | first event detected after it is written | ${lag} ms (median of $CHANGED) | — | ${lag} ms | ≤ 100 ms |
 | \`policy validate\` (recommended preset) | $(ms "$validate_s") | \`logrotate -d\` on the snippet $(ms "$logrotate_s") | $(ratio "$validate_s" "$logrotate_s") | report |
 | binary size (static musl, stripped) | $((size / 1024)) KiB (${linked:-?}) | — | $((size / 1024)) KiB | report |
