@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what packaging/build.sh, packaging/check.sh and
+# tests/system/packages.sh need on a fresh Debian machine; skips what is
+# already there at the right version. Run as root (.ci/run does).
+#   cargo-deb 3.8.0, cargo-generate-rpm 0.21.1 (cargo install --locked:
+#   about 2 and 5-10 minutes on 2 cores), the x86_64-unknown-linux-musl
+#   target, and Debian's lintian, rpm, cpio and man-db.
+set -euo pipefail
+
+CARGO_DEB_VERSION=3.8.0
+CARGO_GENERATE_RPM_VERSION=0.21.1
+TARGET=x86_64-unknown-linux-musl
+
+say() { printf 'install-tools: %s\n' "$*"; }
+
+need=()
+command -v lintian >/dev/null || need+=(lintian)
+command -v rpm >/dev/null || need+=(rpm)
+command -v rpm2cpio >/dev/null || need+=(rpm)
+command -v cpio >/dev/null || need+=(cpio)
+command -v man >/dev/null || need+=(man-db)
+if ((${#need[@]})); then
+	say "apt-get install ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed | grep -qx "$TARGET"; then
+	say "rustup target add $TARGET"
+	rustup target add "$TARGET"
+fi
+
+# cargo install NAME VERSION, unless `cargo NAME-without-cargo- --version` says VERSION.
+install_crate() {
+	local crate=$1 version=$2 sub=${1#cargo-} t0=$SECONDS
+	if cargo "$sub" --version 2>/dev/null | grep -qw "$version"; then
+		say "$crate $version already installed"
+		return 0
+	fi
+	say "cargo install --locked $crate@$version"
+	cargo install --locked --quiet "$crate@$version"
+	say "$crate $version installed in $((SECONDS - t0)) s"
+}
+install_crate cargo-deb "$CARGO_DEB_VERSION"
+install_crate cargo-generate-rpm "$CARGO_GENERATE_RPM_VERSION"
