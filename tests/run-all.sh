@@ -25,6 +25,10 @@ bash tests/system/faults.sh
 # matrix (bullseye, bookworm, trixie) is `bash tests/system/matrix.sh`.
 bash tests/system/matrix.sh bookworm
 
+step "packages: static musl .deb and .rpm; lintian, rpm -qp, man --warnings; dpkg and rpm in the sandbox"
+bash packaging/check.sh
+bash tests/system/packages.sh
+
 step "benchmarks, quick (they report figures; timing never fails the build)"
 bash tests/bench/run.sh --quick
 
