@@ -137,7 +137,7 @@ pub fn apply_text(r: &crate::apply::Report) -> String {
     let mut t = String::new();
     match (&r.error, r.changed) {
         (None, false) => {
-            let _ = writeln!(t, "{}: converged; nothing to do.", r.unit);
+            let _ = writeln!(t, "{}: nothing to do.", r.unit);
         }
         (None, true) => {
             let _ = writeln!(t, "{}: changed.", r.unit);
