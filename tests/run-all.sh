@@ -29,6 +29,10 @@ step "packages: static musl .deb and .rpm; lintian, rpm -qp, man --warnings; dpk
 bash packaging/check.sh
 bash tests/system/packages.sh
 
+step "Ansible role (contrib/ansible): ansible-lint; a rollout to three sandbox nodes"
+bash contrib/ansible/lint.sh
+bash tests/system/ansible.sh
+
 step "benchmarks, quick (they report figures; timing never fails the build)"
 bash tests/bench/run.sh --quick
 
