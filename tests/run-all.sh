@@ -33,6 +33,9 @@ step "Ansible role (contrib/ansible): ansible-lint; a rollout to three sandbox n
 bash contrib/ansible/lint.sh
 bash tests/system/ansible.sh
 
+step "fuzzing: each cargo-fuzz target for 20 s on its committed corpus"
+bash fuzz/run.sh 20
+
 step "benchmarks, quick (they report figures; timing never fails the build)"
 bash tests/bench/run.sh --quick
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# fuzz/run.sh [SECONDS]: builds the cargo-fuzz targets and runs each one for
+# SECONDS (default 30) on its committed corpus (fuzz/corpus/TARGET); fails on
+# any crash, leaving the reproducer under fuzz/artifacts/TARGET/.
+#
+# Needs cargo-fuzz (`cargo install --locked cargo-fuzz`) and runs on a stable
+# toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags (address
+# sanitizer, sanitizer coverage). Targets run one at a time, in one process
+# each (one core). New inputs found go to a temporary directory, so the
+# committed corpus is left as it is; to grow it, see fuzz/README.md.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+secs=${1:-30}
+case "$secs" in '' | *[!0-9]*) echo "usage: fuzz/run.sh [SECONDS]" >&2; exit 64 ;; esac
+targets=(unit policy config)
+declare -A max_len=([unit]=4096 [policy]=8192 [config]=4096)
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "fuzz/run.sh: cargo-fuzz is not installed (cargo install --locked cargo-fuzz)" >&2
+    exit 69
+fi
+export RUSTC_BOOTSTRAP=1
+
+t0=$SECONDS
+# Release with debug assertions and overflow checks, address sanitizer.
+cargo fuzz build
+printf 'fuzz/run.sh: built the targets in %ss\n' "$((SECONDS - t0))"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failed=()
+for t in "${targets[@]}"; do
+    mkdir -p "$work/$t" "artifacts/$t"
+    log="$work/$t.log"
+    printf '\n==> fuzz %s for %ss (corpus: %s files)\n' "$t" "$secs" "$(ls "corpus/$t" | wc -l)"
+    if cargo fuzz run "$t" "$work/$t" "corpus/$t" -- \
+        -max_total_time="$secs" -max_len="${max_len[$t]}" -timeout=25 \
+        -dict="dict/$t.dict" -print_final_stats=1 >"$log" 2>&1; then
+        grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
+    else
+        tail -n 60 "$log"
+        echo "fuzz/run.sh: $t FAILED; reproducer: $(ls -t "artifacts/$t"/* 2>/dev/null | head -1)" >&2
+        failed+=("$t")
+    fi
+done
+
+printf '\nfuzz/run.sh: %s targets, %ss each, in %ss in all\n' "${#targets[@]}" "$secs" "$((SECONDS - t0))"
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "fuzz/run.sh: crashes in: ${failed[*]}" >&2
+    exit 1
+fi
+echo "fuzz/run.sh: no crash"

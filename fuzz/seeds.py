@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Collects the fuzz seeds from the repository's fixtures.
+
+    python3 fuzz/seeds.py OUTDIR
+
+writes OUTDIR/unit/, OUTDIR/policy/ and OUTDIR/config/, one file per seed,
+named by content hash (as libFuzzer names corpus files). The committed
+corpora under fuzz/corpus/ were grown from these seeds and minimised with
+`cargo fuzz cmin`; run this again to re-seed after adding fixtures.
+"""
+
+import hashlib
+import pathlib
+import sys
+import tomllib
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def write(outdir: pathlib.Path, target: str, data: bytes) -> None:
+    d = outdir / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / hashlib.sha1(data).hexdigest()).write_bytes(data)
+
+
+def main() -> None:
+    outdir = pathlib.Path(sys.argv[1])
+    tests = REPO / "tests"
+
+    # Unit files, drop-ins (vendor, admin, and kaudit-node's rendered ones)
+    # and environment files.
+    units = list((tests / "fixtures/units").glob("*.service"))
+    units += (tests / "fixtures/units").glob("*.env")
+    units += (tests / "cases").glob("*/root/**/*.service")
+    units += (tests / "cases").glob("*/root/**/*.conf")
+    units += (tests / "cases").glob("*/expected/files/**/*.conf")
+    units += (tests / "system").glob("**/*.service")
+    units += (tests / "system").glob("**/*.conf")
+    for p in units:
+        if p.is_file():
+            write(outdir, "unit", p.read_bytes())
+
+    # Policies: fixtures, the presets, the planned policies.
+    policies = list((tests / "fixtures/policies").glob("*.yaml"))
+    policies += (REPO / "src/policy/presets").glob("*.yaml")
+    for p in policies:
+        if p.is_file() and p.stat().st_size <= 65536:
+            write(outdir, "policy", p.read_bytes())
+
+    # Configurations: the commented default, the golden cases' ones.
+    configs = [REPO / "packaging/config.toml"]
+    configs += (tests / "cases").glob("*/config.toml")
+    for p in configs:
+        write(outdir, "config", p.read_bytes())
+    # The commented default with every `#key = value` line uncommented.
+    lines = (REPO / "packaging/config.toml").read_text().splitlines(keepends=True)
+    full = "".join(
+        l[1:] if l.startswith("#") and " = " in l and not l.startswith("# ") else l
+        for l in lines
+    )
+    write(outdir, "config", full.encode())
+
+    # The bad-input corpus: configurations, and the policies and unit
+    # drop-ins some cases write into the node.
+    cases = tomllib.loads((tests / "bad-input/cases.toml").read_text())
+    for case in cases.get("case", []):
+        if "config" in case:
+            write(outdir, "config", case["config"].encode())
+        for path, text in case.get("files", {}).items():
+            if path.endswith((".yaml", ".yml")):
+                write(outdir, "policy", text.encode())
+            elif path.endswith((".service", ".conf")) or "/systemd/" in path:
+                write(outdir, "unit", text.encode())
+
+
+if __name__ == "__main__":
+    main()
