@@ -114,10 +114,14 @@ pub(crate) fn chase(root: &Root, node: &Path) -> Result<Found> {
         let host = root.host_path(&cand);
         let meta = match fs::symlink_metadata(&host) {
             Ok(m) => m,
+            // ENAMETOOLONG (InvalidFilename): a name that cannot exist, such
+            // as an optional `EnvironmentFile=-` path systemd ignores.
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                    io::ErrorKind::NotFound
+                        | io::ErrorKind::NotADirectory
+                        | io::ErrorKind::InvalidFilename
                 ) =>
             {
                 return Ok(Found::Missing);
@@ -156,7 +160,14 @@ pub(crate) fn chase(root: &Root, node: &Path) -> Result<Found> {
         Some(m) => m,
         None => match fs::metadata(root.host_path(&cur)) {
             Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Missing),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename
+                ) =>
+            {
+                return Ok(Found::Missing);
+            }
             Err(e) => return Err(io_err(&cur, &e)),
         },
     };
@@ -356,6 +367,11 @@ mod tests {
             chase(&root, Path::new("/usr/lib/systemd/system/a.service/x")).unwrap(),
             Found::Missing
         );
+        // A name too long to exist (ENAMETOOLONG) is missing, not an I/O
+        // error (found by the unit_load fuzz target: an optional
+        // `EnvironmentFile=-/etc/<300 bytes>` made the whole plan fail).
+        let long = format!("/etc/{}", "k".repeat(300));
+        assert_eq!(chase(&root, Path::new(&long)).unwrap(), Found::Missing);
         // A loop.
         std::os::unix::fs::symlink("l2", t.path().join("l1")).unwrap();
         std::os::unix::fs::symlink("l1", t.path().join("l2")).unwrap();
