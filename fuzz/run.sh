@@ -13,8 +13,8 @@ cd "$(dirname "$0")"
 
 secs=${1:-30}
 case "$secs" in '' | *[!0-9]*) echo "usage: fuzz/run.sh [SECONDS]" >&2; exit 64 ;; esac
-targets=(unit policy config)
-declare -A max_len=([unit]=4096 [policy]=8192 [config]=4096)
+targets=(unit unit_load policy config)
+declare -A max_len=([unit]=4096 [unit_load]=8192 [policy]=8192 [config]=4096)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz/run.sh: cargo-fuzz is not installed (cargo install --locked cargo-fuzz)" >&2
@@ -31,10 +31,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failed=()
 for t in "${targets[@]}"; do
-    mkdir -p "$work/$t" "artifacts/$t"
+    mkdir -p "$work/$t" "$work/tmp" "artifacts/$t"
     log="$work/$t.log"
     printf '\n==> fuzz %s for %ss (corpus: %s files)\n' "$t" "$secs" "$(ls "corpus/$t" | wc -l)"
-    if cargo fuzz run "$t" "$work/$t" "corpus/$t" -- \
+    # TMPDIR: unit_load writes its node files under a temporary root there.
+    if TMPDIR="$work/tmp" cargo fuzz run "$t" "$work/$t" "corpus/$t" -- \
         -max_total_time="$secs" -max_len="${max_len[$t]}" -timeout=25 \
         -dict="dict/$t.dict" -print_final_stats=1 >"$log" 2>&1; then
         grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true

@@ -3,7 +3,7 @@
 
     python3 fuzz/seeds.py OUTDIR
 
-writes OUTDIR/unit/, OUTDIR/policy/ and OUTDIR/config/, one file per seed,
+writes OUTDIR/unit/, OUTDIR/unit_load/, OUTDIR/policy/ and OUTDIR/config/, one file per seed,
 named by content hash (as libFuzzer names corpus files). The committed
 corpora under fuzz/corpus/ were grown from these seeds and minimised with
 `cargo fuzz cmin`; run this again to re-seed after adding fixtures.
@@ -39,6 +39,37 @@ def main() -> None:
     for p in units:
         if p.is_file():
             write(outdir, "unit", p.read_bytes())
+
+    # Whole nodes for unit_load: fragment, drop-in, the two environment
+    # files of the contrib unit, separated by NUL bytes.
+    def node(*parts: bytes) -> bytes:
+        return b"\0".join(parts)
+
+    fx = tests / "fixtures/units"
+    for p in fx.glob("*.service"):
+        write(outdir, "unit_load", p.read_bytes())
+    write(
+        outdir,
+        "unit_load",
+        node(
+            (fx / "contrib.service").read_bytes(),
+            b"[Service]\nUser=kube\n",
+            (fx / "contrib-apiserver.env").read_bytes(),
+            (fx / "contrib-config.env").read_bytes(),
+        ),
+    )
+    for case in sorted((tests / "cases").glob("*/root")):
+        fragments = sorted(case.glob("**/system/kube-apiserver.service"))
+        dropins = sorted(
+            p for p in case.glob("**/kube-apiserver.service.d/*.conf")
+            if p.name != "50-kaudit-node.conf"
+        )
+        envs = [case / "etc/kubernetes/apiserver", case / "etc/kubernetes/config"]
+        if not fragments:
+            continue
+        parts = [fragments[0].read_bytes(), dropins[0].read_bytes() if dropins else b""]
+        parts += [e.read_bytes() if e.is_file() else b"" for e in envs]
+        write(outdir, "unit_load", node(*parts))
 
     # Policies: fixtures, the presets, the planned policies.
     policies = list((tests / "fixtures/policies").glob("*.yaml"))
