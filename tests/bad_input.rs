@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 use serde::Deserialize;
 
@@ -20,6 +20,8 @@ struct Case {
     files: BTreeMap<String, String>,
     #[serde(default)]
     modes: BTreeMap<String, String>,
+    #[serde(default)]
+    remove: Vec<String>,
     #[serde(default = "default_args")]
     args: Vec<String>,
     exit: i32,
@@ -70,16 +72,58 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
     out
 }
 
-#[test]
-fn bad_inputs_fail_clearly_and_change_nothing() {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-input");
-    let corpus: Corpus =
-        toml::from_str(&fs::read_to_string(base.join("cases.toml")).unwrap()).unwrap();
+fn corpus() -> Vec<Case> {
+    let corpus: Corpus = toml::from_str(&fs::read_to_string(base().join("cases.toml")).unwrap())
+        .expect("tests/bad-input/cases.toml");
     assert!(
-        corpus.case.len() >= 40,
+        corpus.case.len() >= 50,
         "only {} bad inputs",
         corpus.case.len()
     );
+    corpus.case
+}
+
+fn base() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad-input")
+}
+
+/// The checks on what kaudit-node printed, shared by both runs: the exit
+/// code, the message, the `kaudit-node: error: ` prefix, and no secret.
+fn check_output(c: &Case, out: &Output, config: &Path, failures: &mut Vec<String>) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let want = c.message.replace("$CONFIG", &config.display().to_string());
+    let code = out.status.code().unwrap_or(-1);
+    if code != c.exit || !stderr.contains(&want) {
+        failures.push(format!(
+            "[{}] exit {code} (want {}), stderr:\n{stderr}want to contain:\n{want}\n",
+            c.name, c.exit
+        ));
+    }
+    if !stderr.starts_with("kaudit-node: error: ") {
+        failures.push(format!(
+            "[{}] stderr does not start with \"kaudit-node: error: \":\n{stderr}",
+            c.name
+        ));
+    }
+    // The corpus's webhook credentials must never be echoed.
+    if format!("{stderr}{}", String::from_utf8_lossy(&out.stdout)).contains("s3cr3t-t0ken") {
+        failures.push(format!("[{}] printed a secret", c.name));
+    }
+}
+
+fn report(failures: &[String], cases: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn bad_inputs_fail_clearly_and_change_nothing() {
+    let base = base();
+    let corpus = Corpus { case: corpus() };
     let mut failures = Vec::new();
     for c in &corpus.case {
         let tmp = tempfile::tempdir().unwrap();
@@ -89,6 +133,9 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
             let p = node.join(rel);
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(&p, content).unwrap();
+        }
+        for rel in &c.remove {
+            fs::remove_file(node.join(rel)).unwrap();
         }
         for (rel, mode) in &c.modes {
             fs::set_permissions(
@@ -117,34 +164,247 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
             .env("PATH", "/usr/bin:/bin")
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let want = c.message.replace("$CONFIG", &config.display().to_string());
-        let code = out.status.code().unwrap_or(-1);
-        if code != c.exit || !stderr.contains(&want) {
-            failures.push(format!(
-                "[{}] exit {code} (want {}), stderr:\n{stderr}want to contain:\n{want}\n",
-                c.name, c.exit
-            ));
-        }
-        if !stderr.starts_with("kaudit-node: error: ") {
-            failures.push(format!(
-                "[{}] stderr does not start with \"kaudit-node: error: \":\n{stderr}",
-                c.name
-            ));
-        }
-        // The corpus's webhook credentials must never be echoed.
-        if format!("{stderr}{}", String::from_utf8_lossy(&out.stdout)).contains("s3cr3t-t0ken") {
-            failures.push(format!("[{}] printed a secret", c.name));
-        }
+        check_output(c, &out, &config, &mut failures);
         if snapshot(tmp.path()) != before {
             failures.push(format!("[{}] the node changed", c.name));
         }
     }
+    report(&failures, corpus.case.len());
+}
+
+// --- the same corpus through `apply`, on a live node ----------------------
+
+/// Runs the corpus through `kaudit-node apply` inside a running sandbox (a
+/// real systemd in a systemd-nspawn container whose kube-apiserver.service
+/// runs the TEST STAND-IN, as the vendor ships it or with audit logging
+/// already applied): tests/system/badinput.sh boots it and sets
+/// `KAUDIT_SANDBOX` (its directory) and `KAUDIT_SANDBOX_NODE`.
+///
+/// For every case, besides the output checks above: every file under the
+/// managed paths is unchanged (content, mode, owner, inode: an atomic
+/// rewrite with the same bytes would still show), the log directory's
+/// entries are unchanged (names, modes, owners, inodes; not the log's
+/// content, which the apiserver keeps appending to), the unit keeps its
+/// main PID and invocation and stays active, and systemd was not reloaded.
+#[test]
+#[ignore = "needs a running sandbox: tests/system/badinput.sh runs it"]
+fn bad_inputs_on_a_live_node_change_nothing() {
+    let dir = std::env::var("KAUDIT_SANDBOX")
+        .expect("KAUDIT_SANDBOX=DIR must name a running sandbox (tests/system/badinput.sh)");
+    let sb = Sandbox { dir };
+    let cases = corpus();
+    // `applied` (kaudit-node's drop-in in place) or `vendor` (the unit as
+    // shipped): the script runs the corpus on both.
+    let applied = match std::env::var("KAUDIT_SANDBOX_NODE").as_deref() {
+        Ok("applied") => true,
+        Ok("vendor") => false,
+        other => panic!("KAUDIT_SANDBOX_NODE must be applied or vendor, not {other:?}"),
+    };
+    let baseline = sb.state();
     assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        corpus.case.len(),
-        failures.join("\n")
+        baseline.contains("ActiveState=active")
+            && baseline.contains("50-kaudit-node.conf") == applied,
+        "the sandbox is not a running {} node:\n{baseline}",
+        if applied { "applied" } else { "vendor" }
     );
+    let mut failures = Vec::new();
+    for c in &cases {
+        let config = PathBuf::from(
+            c.config_path
+                .as_deref()
+                .unwrap_or("/etc/kaudit-node/config.toml"),
+        );
+        // Originals of the files the case overwrites, to put back after.
+        let mut originals = Vec::new();
+        let mut created = Vec::new();
+        // Removed files are moved aside and back: same inode, same mode.
+        let mut moved = Vec::new();
+        for (i, rel) in c.remove.iter().enumerate() {
+            let (path, aside) = (format!("/{rel}"), format!("{ASIDE}/{i}"));
+            sb.run(&["mkdir", "-p", ASIDE]);
+            sb.run(&["mv", &path, &aside]);
+            moved.push((aside, path));
+        }
+        for (rel, content) in &c.files {
+            let path = format!("/{rel}");
+            originals.push((path.clone(), sb.read(&path)));
+            created.extend(sb.write(&path, content.as_bytes()));
+        }
+        for (rel, mode) in &c.modes {
+            sb.run(&["chmod", mode, &format!("/{rel}")]);
+        }
+        if let Some(text) = &c.config {
+            created.extend(sb.write(&config.display().to_string(), text.as_bytes()));
+        }
+
+        let before = sb.state();
+        let mut args: Vec<String> = c
+            .args
+            .iter()
+            .map(|a| {
+                if a == "plan" {
+                    "apply".into()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        if c.config.is_some() || c.config_path.is_some() {
+            args.extend(["--config".into(), config.display().to_string()]);
+        }
+        let mut argv = vec!["/usr/local/sbin/kaudit-node"];
+        argv.extend(args.iter().map(String::as_str));
+        let out = sb.exec(&argv, None);
+        check_output(c, &out, &config, &mut failures);
+        let after = sb.state();
+        if after != before {
+            failures.push(format!(
+                "[{}] the node changed:\n{}",
+                c.name,
+                diff_lines(&before, &after)
+            ));
+        }
+
+        // Put the node back as it was, and prove it.
+        for (path, original) in originals {
+            match original {
+                Some(bytes) => {
+                    sb.write(&path, &bytes);
+                }
+                None => {
+                    sb.run(&["rm", "-f", &path]);
+                }
+            }
+        }
+        for (aside, path) in moved {
+            sb.run(&["mv", &aside, &path]);
+        }
+        for dir in created {
+            sb.run(&["rm", "-rf", &dir]);
+        }
+        // A case that changed the runtime (a restart) cannot be undone
+        // here: the failures so far are reported and the run stops.
+        let now = sb.state();
+        if now != baseline {
+            failures.push(format!(
+                "[{}] the node differs from before the corpus; stopping:\n{}",
+                c.name,
+                diff_lines(&baseline, &now)
+            ));
+            break;
+        }
+    }
+    eprintln!(
+        "bad inputs through apply on a live {} node: {} cases, {} failures",
+        if applied { "applied" } else { "vendor" },
+        cases.len(),
+        failures.len()
+    );
+    report(&failures, cases.len());
+}
+
+/// Lines only in `a` (-) or only in `b` (+).
+fn diff_lines(a: &str, b: &str) -> String {
+    let (a, b): (Vec<_>, Vec<_>) = (a.lines().collect(), b.lines().collect());
+    let mut out = String::new();
+    for l in a.iter().filter(|l| !b.contains(l)) {
+        out += &format!("- {l}\n");
+    }
+    for l in b.iter().filter(|l| !a.contains(l)) {
+        out += &format!("+ {l}\n");
+    }
+    out
+}
+
+/// Where the live run keeps the files a case removes (outside the
+/// managed paths, on the container's own filesystem).
+const ASIDE: &str = "/var/tmp/kaudit-test-removed";
+
+struct Sandbox {
+    dir: String,
+}
+
+/// The node's managed paths and the unit's runtime state, as text: one
+/// line per entry, contents hashed, so that a difference names the file.
+const STATE: &str = r#"
+set -e
+managed="/etc/systemd/system /etc/kubernetes /etc/kaudit-node /etc/logrotate.d /run/systemd/system"
+find $managed /var/log/kubernetes -xdev -printf '%p %y %m %u:%g inode=%i %l\n' 2>/dev/null | sort
+find $managed -xdev -type f -exec sha256sum {} + 2>/dev/null | sort
+systemctl show -p MainPID -p InvocationID -p ActiveState -p NRestarts -p FragmentPath -p DropInPaths kube-apiserver.service
+echo "daemon-reloads=$(journalctl _PID=1 --no-pager -o cat | grep -c '^Reloading' || true)"
+"#;
+
+impl Sandbox {
+    fn exec(&self, argv: &[&str], stdin: Option<&[u8]>) -> Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/system/sandbox.sh");
+        let mut cmd = Command::new(script);
+        cmd.arg("exec").arg(&self.dir).args(argv);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("tests/system/sandbox.sh");
+        if let Some(bytes) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(bytes).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs a command that must succeed.
+    fn run(&self, argv: &[&str]) -> String {
+        let out = self.exec(argv, None);
+        assert!(
+            out.status.success(),
+            "{argv:?} in the sandbox: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn state(&self) -> String {
+        self.run(&["sh", "-c", STATE])
+    }
+
+    /// A file's bytes, or None when it does not exist.
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let out = self.exec(
+            &[
+                "sh",
+                "-c",
+                r#"if [ -e "$1" ]; then exec cat "$1"; else exit 3; fi"#,
+                "sh",
+                path,
+            ],
+            None,
+        );
+        match out.status.code() {
+            Some(0) => Some(out.stdout),
+            Some(3) => None,
+            _ => panic!(
+                "reading {path} in the sandbox: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+
+    /// Writes a file, creating its directory; returns the topmost directory
+    /// it had to create, for the cleanup.
+    fn write(&self, path: &str, bytes: &[u8]) -> Option<String> {
+        const WRITE: &str = r#"
+            d=$(dirname "$1") top=
+            while [ ! -e "$d" ]; do top=$d; d=$(dirname "$d"); done
+            mkdir -p "$(dirname "$1")" && cat >"$1" && printf '%s' "$top""#;
+        let out = self.exec(&["sh", "-c", WRITE, "sh", path], Some(bytes));
+        assert!(
+            out.status.success(),
+            "writing {path} in the sandbox: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let top = String::from_utf8(out.stdout).unwrap();
+        (!top.is_empty()).then_some(top)
+    }
 }

@@ -21,6 +21,7 @@ bash tests/system/smoke.sh
 bash tests/system/apply.sh
 bash tests/system/check.sh
 bash tests/system/faults.sh
+bash tests/system/badinput.sh
 # The same suite on a debootstrap bookworm root (static builds); the full
 # matrix (bullseye, bookworm, trixie) is `bash tests/system/matrix.sh`.
 bash tests/system/matrix.sh bookworm

@@ -443,19 +443,35 @@ fn merged_usr_with_an_absolute_lib_symlink() {
 }
 
 #[test]
-fn missing_unit_names_the_paths_searched() {
+fn missing_unit_names_the_search_path() {
     let t = Tree::new();
     t.write("/etc/systemd/system/other.service", SIMPLE);
     let e = t.load_err();
     assert_eq!(e.code, ExitCode::NoInput);
-    for p in [
-        "/etc/systemd/system/kube-apiserver.service",
-        "/run/systemd/system/kube-apiserver.service",
-        "/usr/lib/systemd/system/kube-apiserver.service",
-        "/lib/systemd/system/kube-apiserver.service",
-        "/usr/local/lib/systemd/system/kube-apiserver.service",
-    ] {
-        assert!(e.message.contains(p), "{}", e.message);
+    assert_eq!(
+        e.message,
+        "kube-apiserver.service: no such unit file (looked in the 13 directories of systemd's \
+         unit search path, /etc/systemd/system.control to /run/systemd/generator.late); is \
+         `unit` in the configuration right? (`systemctl cat kube-apiserver.service` shows \
+         where systemd finds a unit)"
+    );
+}
+
+#[test]
+fn static_pod_node_is_named_as_such() {
+    for manifest in kaudit_node::unit::STATIC_POD_MANIFESTS {
+        let t = Tree::new();
+        t.write(manifest, "apiVersion: v1\nkind: Pod\n");
+        let e = t.load_err();
+        assert_eq!(e.code, ExitCode::NoInput);
+        assert!(
+            e.message.contains(&format!(
+                "and {manifest} exists: this node runs kube-apiserver as a static pod"
+            )),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("apiServer.extraArgs"), "{}", e.message);
     }
 }
 

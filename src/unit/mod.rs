@@ -329,12 +329,38 @@ fn glob_files(root: &Root, pattern: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// Where a search found nothing: every place systemd looks.
-fn searched(name: &str) -> String {
-    UNIT_SEARCH_PATH
+/// Where a node that runs kube-apiserver as a static pod keeps its
+/// manifest (kubeadm; RKE2). Such a node has no unit for kaudit-node to
+/// configure, and the error says so instead of only "no such unit".
+pub const STATIC_POD_MANIFESTS: [&str; 2] = [
+    "/etc/kubernetes/manifests/kube-apiserver.yaml",
+    "/var/lib/rancher/rke2/agent/pod-manifests/kube-apiserver.yaml",
+];
+
+/// The error for a unit that is in none of the search directories.
+fn not_found(root: &Root, name: &str) -> Error {
+    let searched = format!(
+        "looked in the {} directories of systemd's unit search path, {} to {}",
+        UNIT_SEARCH_PATH.len(),
+        UNIT_SEARCH_PATH[0],
+        UNIT_SEARCH_PATH[UNIT_SEARCH_PATH.len() - 1]
+    );
+    match STATIC_POD_MANIFESTS
         .iter()
-        .map(|d| format!("{d}/{name}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .find(|m| locate::lexists(root, Path::new(m)))
+    {
+        Some(manifest) => Error::no_input(format!(
+            "{name}: no such unit file ({searched}), and {manifest} exists: this node runs \
+             kube-apiserver as a static pod, which kaudit-node does not manage (it configures \
+             kube-apiserver run by systemd); set the --audit-* flags and the volumes for the \
+             policy and the log in the manifest (kubeadm: apiServer.extraArgs and \
+             apiServer.extraVolumes in ClusterConfiguration)"
+        )),
+        None => Error::no_input(format!(
+            "{name}: no such unit file ({searched}); is `unit` in the configuration right? \
+             (`systemctl cat {name}` shows where systemd finds a unit)"
+        )),
+    }
 }
 
 /// Finds the fragment: `(node path, canonical name)`.
@@ -385,10 +411,7 @@ fn find_fragment(
             ))),
         };
     }
-    Err(Error::no_input(format!(
-        "{name}: no such unit file; looked for {}",
-        searched(name)
-    )))
+    Err(not_found(root, name))
 }
 
 /// Reads a unit's fragment and drop-ins under `root` and returns the
