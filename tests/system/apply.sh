@@ -194,6 +194,9 @@ scenario_logrotate() {
 	local out i
 	out=$(kn apply) || fail "logrotate apply failed: $out"
 	wait_events || fail "logrotate: no audit event"
+	# logrotate skips a rule file that others can write or that root does not own.
+	[[ $(in_sb stat -c '%a %U:%G' /etc/logrotate.d/kaudit-node) == "644 root:root" ]] ||
+		fail "logrotate: the snippet is not 0644 root:root"
 	# dateext names carry the second (-%s): one forced rotation per second.
 	for ((i = 0; i < 5; i++)); do
 		sleep 1.1
