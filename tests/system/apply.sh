@@ -12,72 +12,11 @@
 # restart to first event, wall time of a converged apply).
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-SB=$HERE/sandbox.sh
-UNIT=kube-apiserver.service
-LOG=/var/log/kubernetes/audit/audit.log
-DROPIN=/etc/systemd/system/$UNIT.d/50-kaudit-node.conf
-POLICY=/etc/kubernetes/audit-policy.yaml
-DIR=""
-PASSED=()
-FIGURES=()
+TAG=system
+# shellcheck source=tests/system/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-say() { echo "system: $*" >&2; }
-fail() {
-	echo "system: FAIL [$SCENARIO]: $*" >&2
-	if [[ -n $DIR ]]; then
-		echo "--- journal of $UNIT" >&2
-		in_sb journalctl -u "$UNIT" -n 25 --no-pager -o cat >&2 2>/dev/null || true
-	fi
-	exit 1
-}
-in_sb() { "$SB" exec "$DIR" "$@"; }
-kn() { in_sb /usr/local/sbin/kaudit-node "$@"; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-
-main_pid() { in_sb systemctl show -p MainPID --value "$UNIT"; }
-active() { in_sb systemctl is-active "$UNIT" 2>/dev/null || true; }
-cmdline() { in_sb cat "/proc/$1/cmdline" | tr '\0' '\n'; }
-reloads() { in_sb journalctl _PID=1 --no-pager -o cat 2>/dev/null | grep -c '^Reloading' || true; }
 node_hash() { in_sb sh -c "cat $DROPIN $POLICY /etc/logrotate.d/kaudit-node 2>/dev/null | sha256sum"; }
-
-# The last value of --NAME in a process's argv (pflag: last wins).
-flag_value() { cmdline "$1" | sed -n "s/^--$2=//p" | tail -1; }
-
-# Waits until the log has a JSON audit Event line; prints the number of lines.
-wait_events() {
-	local i
-	for ((i = 0; i < 150; i++)); do
-		if in_sb sh -c "grep -c '\"kind\":\"Event\"' $LOG 2>/dev/null" | grep -qv '^0$'; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	return 1
-}
-
-cleanup() {
-	local rc=$?
-	if [[ -n $DIR ]]; then "$SB" down "$DIR" >/dev/null 2>&1 || true; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-
-# Boots a fresh sandbox with FLAVOR's unit started, and kaudit-node inside.
-boot() {
-	local flavor=$1
-	[[ -n $DIR ]] && "$SB" down "$DIR" >/dev/null 2>&1
-	DIR=/var/tmp/kaudit-system-$$-$flavor
-	"$SB" up "$DIR" 2>/dev/null
-	"$SB" install-flavor "$DIR" "$flavor" >/dev/null
-	"$SB" put "$DIR" "$KAUDIT_BIN" /usr/local/sbin/kaudit-node 0755
-	in_sb systemctl start "$UNIT"
-	[[ $(active) == active ]] || fail "$flavor: $UNIT did not start"
-}
-
-config() { printf '%s' "$1" >"$DIR/config.toml" && "$SB" put "$DIR" "$DIR/config.toml" /etc/kaudit-node/config.toml; }
 
 # --- scenarios ------------------------------------------------------------
 
@@ -221,27 +160,8 @@ scenario_logrotate() {
 
 # --- main -----------------------------------------------------------------
 
-[[ $(id -u) == 0 ]] || {
-	say "needs root"
-	exit 1
-}
-cd "$REPO"
-# KAUDIT_BIN and STANDIN_BIN (static builds, for other roots: matrix.sh)
-# replace the debug builds.
-if [[ -z ${KAUDIT_BIN:-} ]]; then
-	cargo build -q -p kube-apiserver-standin -p kaudit-node
-	KAUDIT_BIN=$REPO/target/debug/kaudit-node
-fi
+need_root
+build
 scenarios=("$@")
 ((${#scenarios[@]})) || scenarios=(kthw contrib hardened logrotate)
-for SCENARIO in "${scenarios[@]}"; do
-	t0=$(now)
-	"scenario_$SCENARIO"
-	say "ok: $SCENARIO ($(since "$t0") s)"
-done
-"$SB" down "$DIR" >/dev/null 2>&1 || true
-DIR=""
-printf 'system: passed:\n' >&2
-printf '  %s\n' "${PASSED[@]}" >&2
-printf 'system: figures:\n' >&2
-printf '  %s\n' "${FIGURES[@]}" >&2
+run_scenarios "${scenarios[@]}"

@@ -18,40 +18,14 @@
 # Usage: tests/system/check.sh      Needs root and systemd-container.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-SB=$HERE/sandbox.sh
-UNIT=kube-apiserver.service
-LOG=/var/log/kubernetes/audit/audit.log
-LOGDIR=/var/log/kubernetes/audit
-DROPIN=/etc/systemd/system/$UNIT.d/50-kaudit-node.conf
-POLICY=/etc/kubernetes/audit-policy.yaml
+TAG=system
+# shellcheck source=tests/system/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PROMDIR=/var/lib/prometheus/node-exporter
 PROM=$PROMDIR/kaudit-node.prom
-DIR=""
-SCENARIO=setup
-PASSED=()
-FIGURES=()
 OUT=""
 RC=0
 
-say() { echo "system: $*" >&2; }
-fail() {
-	echo "system: FAIL [$SCENARIO]: $*" >&2
-	if [[ -n $DIR ]]; then
-		echo "--- journal of $UNIT" >&2
-		in_sb journalctl -u "$UNIT" -n 15 --no-pager -o cat >&2 2>/dev/null || true
-	fi
-	exit 1
-}
-in_sb() { "$SB" exec "$DIR" "$@"; }
-kn() { in_sb /usr/local/sbin/kaudit-node "$@"; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-
-main_pid() { in_sb systemctl show -p MainPID --value "$UNIT"; }
-active() { in_sb systemctl is-active "$UNIT" 2>/dev/null || true; }
-reloads() { in_sb journalctl _PID=1 --no-pager -o cat 2>/dev/null | grep -c '^Reloading' || true; }
 node_hash() { in_sb sh -c "cat $DROPIN $POLICY; stat -c '%n %a %u %g' $DROPIN $POLICY; ls -1A $LOGDIR /etc/logrotate.d /tmp" | sha256sum; }
 
 # Runs `kaudit-node check ARGS…`; sets OUT (stdout and stderr) and RC.
@@ -78,13 +52,6 @@ until_ok() {
 	done
 	fail "not OK again after the repair: $OUT"
 }
-
-cleanup() {
-	local rc=$?
-	if [[ -n $DIR ]]; then "$SB" down "$DIR" >/dev/null 2>&1 || true; fi
-	exit "$rc"
-}
-trap cleanup EXIT
 
 # Free space of the log's filesystem: blocks available, block size, total blocks.
 fs_stat() { in_sb stat -f -c '%a %S %b' "$LOGDIR"; }
@@ -222,13 +189,8 @@ scenario_stopped() {
 
 # --- main -----------------------------------------------------------------
 
-[[ $(id -u) == 0 ]] || {
-	say "needs root"
-	exit 1
-}
-cd "$REPO"
-cargo build -q -p kube-apiserver-standin -p kaudit-node
-KAUDIT_BIN=$REPO/target/debug/kaudit-node
+need_root
+build
 DIR=/var/tmp/kaudit-check-$$
 t0=$(now)
 "$SB" up "$DIR" 2>/dev/null
@@ -241,14 +203,4 @@ in_sb systemctl start "$UNIT"
 kn apply >/dev/null || fail "apply failed"
 until_ok
 say "sandbox ready ($(since "$t0") s)"
-for SCENARIO in healthy nobody timer fs logrotate drift paused deleted revert stopped; do
-	t1=$(now)
-	"scenario_$SCENARIO"
-	say "ok: $SCENARIO ($(since "$t1") s)"
-done
-"$SB" down "$DIR" >/dev/null 2>&1 || true
-DIR=""
-printf 'system: passed:\n' >&2
-printf '  %s\n' "${PASSED[@]}" >&2
-printf 'system: figures:\n' >&2
-printf '  %s\n' "${FIGURES[@]}" >&2
+run_scenarios healthy nobody timer fs logrotate drift paused deleted revert stopped

@@ -18,51 +18,19 @@
 # Usage: tests/system/faults.sh [SCENARIO...]   (default: all). Needs root.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-SB=$HERE/sandbox.sh
-UNIT=kube-apiserver.service
-DDIR=/etc/systemd/system/$UNIT.d
-DROPIN=$DDIR/50-kaudit-node.conf
-POLICY=/etc/kubernetes/audit-policy.yaml
-LOGDIR=/var/log/kubernetes/audit
-DIR=""
-PASSED=()
-FIGURES=()
+TAG=faults
+# shellcheck source=tests/system/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-say() { echo "faults: $*" >&2; }
-fail() {
-	echo "faults: FAIL [$SCENARIO]: $*" >&2
-	if [[ -n $DIR ]]; then
-		in_sb journalctl -u "$UNIT" -n 20 --no-pager -o cat >&2 2>/dev/null || true
-	fi
-	exit 1
-}
-in_sb() { "$SB" exec "$DIR" "$@"; }
-kn() { in_sb /usr/local/sbin/kaudit-node "$@"; }
 knf() { in_sb env KAUDIT_FAILPOINT="$1" /usr/local/sbin/kaudit-node-failpoints "${@:2}"; }
-main_pid() { in_sb systemctl show -p MainPID --value "$UNIT"; }
-active() { in_sb systemctl is-active "$UNIT" 2>/dev/null || true; }
 starts() { in_sb journalctl -u "$UNIT" --no-pager -o cat 2>/dev/null | grep -c '^Started ' || true; }
 files_hash() { in_sb sh -c "cat $DROPIN $POLICY 2>/dev/null | sha256sum"; }
 leftovers() { in_sb sh -c "find /etc/systemd/system /etc/kubernetes $LOGDIR -name '.*.kaudit-node-*.tmp' 2>/dev/null | wc -l"; }
-config() { printf '%s' "$1" >"$DIR/config.toml" && "$SB" put "$DIR" "$DIR/config.toml" /etc/kaudit-node/config.toml; }
 
-cleanup() {
-	local rc=$?
-	if [[ -n $DIR ]]; then "$SB" down "$DIR" >/dev/null 2>&1 || true; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-
-boot() {
-	if [[ -n $DIR ]]; then "$SB" down "$DIR" >/dev/null 2>&1 || true; fi
-	DIR=/var/tmp/kaudit-faults-$$-$1
-	"$SB" up "$DIR" 2>/dev/null
-	"$SB" install-flavor "$DIR" "$1" >/dev/null
-	"$SB" put "$DIR" "$REPO/target/debug/kaudit-node" /usr/local/sbin/kaudit-node 0755
+# lib.sh's boot, plus the failpoint build beside the normal one (crash, stalelock).
+boot_fp() {
+	boot "$1"
 	"$SB" put "$DIR" "$FP_BIN" /usr/local/sbin/kaudit-node-failpoints 0755
-	in_sb systemctl start "$UNIT"
 }
 
 # The node is whole: no temporary file left, the unit with whatever drop-in
@@ -81,7 +49,7 @@ assert_whole() {
 }
 
 scenario_crash() {
-	boot kthw
+	boot_fp kthw
 	local point age=31 out rc before
 	for point in after-backup between-writes after-reload restart-job first-event; do
 		config "[log]
@@ -198,7 +166,7 @@ scenario_concurrent() {
 }
 
 scenario_stalelock() {
-	boot kthw
+	boot_fp kthw
 	local t0 out
 	in_sb sh -c 'KAUDIT_FAILPOINT=after-lock=sleep /usr/local/sbin/kaudit-node-failpoints apply >/dev/null 2>&1 & echo $! > /run/holder.pid'
 	sleep 1
@@ -231,27 +199,12 @@ scenario_security() {
 	PASSED+=("not root: exit 77 before any action; modes and owners of the drop-in, policy, log directory, log and lock")
 }
 
-[[ $(id -u) == 0 ]] || {
-	say "needs root"
-	exit 1
-}
-cd "$REPO"
-cargo build -q -p kube-apiserver-standin
+need_root
+build
 # The failpoint build has a target directory of its own, so it never
 # replaces the normal binary.
-CARGO_TARGET_DIR=$REPO/target/failpoints cargo build -q -p kaudit-node --features failpoints
+CARGO_TARGET_DIR=$REPO/target/failpoints cargo build -q --locked -p kaudit-node --features failpoints
 FP_BIN=$REPO/target/failpoints/debug/kaudit-node
-cargo build -q -p kaudit-node
 scenarios=("$@")
 ((${#scenarios[@]})) || scenarios=(crash startlimit jobtimeout nobus diskfull concurrent stalelock security)
-for SCENARIO in "${scenarios[@]}"; do
-	t0=$(date +%s%N)
-	"scenario_$SCENARIO"
-	say "ok: $SCENARIO ($((($(date +%s%N) - t0) / 1000000)) ms)"
-done
-printf 'faults: passed:\n' >&2
-printf '  %s\n' "${PASSED[@]}" >&2
-if ((${#FIGURES[@]})); then
-	printf 'faults: figures:\n' >&2
-	printf '  %s\n' "${FIGURES[@]}" >&2
-fi
+run_scenarios "${scenarios[@]}"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The system suite (tests/system/apply.sh) on other systemd versions: Debian
+# The system suite (tests/system/apply.sh, and the bad-input corpus through
+# apply, tests/system/badinput.sh) on other systemd versions: Debian
 # bullseye (systemd 247), bookworm (252) and trixie (257) roots made with
 # debootstrap from the machine's own Debian mirror, cached under
 # /var/cache/kaudit-node-test, each booted fresh through an overlay.
@@ -67,7 +68,8 @@ for suite in "${suites[@]}"; do
 	say "$suite: $version"
 	t0=$SECONDS
 	SANDBOX_LOWER=$lower bash "$HERE/apply.sh"
-	results+=("$suite ($version): apply.sh passed in $((SECONDS - t0)) s")
+	SANDBOX_LOWER=$lower bash "$HERE/badinput.sh"
+	results+=("$suite ($version): apply.sh and badinput.sh passed in $((SECONDS - t0)) s")
 done
 printf 'matrix: passed:\n' >&2
 printf '  %s\n' "${results[@]}" >&2

@@ -27,58 +27,20 @@
 # musl target (packaging/install-tools.sh).
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-SB=$HERE/sandbox.sh
-UNIT=kube-apiserver.service
-LOG=/var/log/kubernetes/audit/audit.log
+TAG=packages
+# shellcheck source=tests/system/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 VENDOR_LOG=/var/log/audit.log
-DROPIN=/etc/systemd/system/$UNIT.d/50-kaudit-node.conf
-POLICY=/etc/kubernetes/audit-policy.yaml
 CONF=/etc/kaudit-node/config.toml
-DIR=""
-SCENARIO=setup
-PASSED=()
-NOTES=()
 
-say() { echo "packages: $*" >&2; }
-fail() {
-	echo "packages: FAIL [$SCENARIO]: $*" >&2
-	if [[ -n $DIR ]]; then
-		echo "--- journal of $UNIT" >&2
-		in_sb journalctl -u "$UNIT" -n 25 --no-pager -o cat >&2 2>/dev/null || true
-	fi
-	exit 1
-}
+# Maintainer scripts must not read the test's standard input.
 in_sb() { "$SB" exec "$DIR" "$@" </dev/null; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
-main_pid() { in_sb systemctl show -p MainPID --value "$UNIT"; }
-active() { in_sb systemctl is-active "$UNIT" 2>/dev/null || true; }
-cmdline() { in_sb cat "/proc/$1/cmdline" | tr '\0' '\n'; }
-flag_value() { cmdline "$1" | sed -n "s/^--$2=//p" | tail -1; }
+# shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
 dpkg_status() { in_sb dpkg-query -W -f '${Status}' kaudit-node 2>/dev/null || true; }
-events() { in_sb sh -c "grep -c '\"kind\":\"Event\"' $LOG 2>/dev/null || true"; }
 
-wait_events() {
-	local i
-	for ((i = 0; i < 150; i++)); do
-		[[ $(events) =~ ^[1-9] ]] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-cleanup() {
-	local rc=$?
-	if [[ -n $DIR ]]; then "$SB" down "$DIR" >/dev/null 2>&1 || true; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-
-boot() {
-	[[ -n $DIR ]] && "$SB" down "$DIR" >/dev/null 2>&1
+# A fresh sandbox with both releases of both packages in /root, and no unit.
+boot_packages() {
+	down
 	DIR=/var/tmp/kaudit-packages-$$-$1
 	"$SB" up "$DIR" 2>/dev/null
 	"$SB" put "$DIR" "$DEB1" /root/kaudit-node-1.deb
@@ -103,12 +65,12 @@ assert_check_ok() {
 	local what=$1 out rc
 	if ! in_sb /usr/sbin/kaudit-node check --help >/dev/null 2>&1; then
 		say "SKIP [$SCENARIO]: kaudit-node check (this build has no check command)"
-		NOTES+=("$what: check SKIPPED (no check command)")
+		FIGURES+=("$what: check SKIPPED (no check command)")
 		return 0
 	fi
 	out=$(in_sb /usr/sbin/kaudit-node check 2>&1) && rc=0 || rc=$?
 	[[ $rc == 0 ]] || fail "$what: kaudit-node check: exit $rc, want 0 (OK): $out"
-	NOTES+=("$what: kaudit-node check: $(head -1 <<<"$out" | cut -d'|' -f1)")
+	FIGURES+=("$what: kaudit-node check: $(head -1 <<<"$out" | cut -d'|' -f1)")
 }
 
 assert_vendor_back() {
@@ -126,7 +88,7 @@ assert_vendor_back() {
 # --- the .deb --------------------------------------------------------------
 
 scenario_deb() {
-	boot deb
+	boot_packages deb
 	local pid0 pid1 pid2 sum
 
 	SCENARIO="deb: no unit"
@@ -161,7 +123,7 @@ scenario_deb() {
 	t0=$(now)
 	pm dpkg -i /root/kaudit-node-1.deb
 	[[ $RC == 0 ]] || fail "dpkg -i: exit $RC: $OUT"
-	NOTES+=("dpkg -i with apply: $(since "$t0") s")
+	FIGURES+=("dpkg -i with apply: $(since "$t0") s")
 	[[ $(dpkg_status) == "install ok installed" ]] || fail "status: $(dpkg_status)"
 	grep -q 'turning on audit logging' <<<"$OUT" || fail "postinst did not apply: $OUT"
 	pid1=$(main_pid)
@@ -186,6 +148,7 @@ scenario_deb() {
 	[[ $(flag_value "$pid2" audit-log-maxage) == 45 ]] || fail "maxage 45 not effective"
 	pm dpkg -i /root/kaudit-node-2.deb
 	[[ $RC == 0 ]] || fail "dpkg -i (upgrade): exit $RC: $OUT"
+	# shellcheck disable=SC2016 # dpkg-query's format
 	[[ $(in_sb dpkg-query -W -f '${Version}' kaudit-node) == *-2 ]] || fail "not upgraded to release 2"
 	[[ $(in_sb sha256sum "$CONF") == "$sum" ]] || fail "the edited $CONF did not survive the upgrade"
 	grep -q 'already in place' <<<"$OUT" || fail "postinst did not see the converged node: $OUT"
@@ -211,7 +174,7 @@ scenario_deb() {
 	in_sb rm "/etc/systemd/system/$UNIT.d/10-test-fail.conf"
 	in_sb systemctl daemon-reload
 	in_sb cp /root/config.toml.good "$CONF"
-	NOTES+=("failed apply in postinst: $(grep -c . <<<"$OUT") lines of output, dpkg exit 0")
+	FIGURES+=("failed apply in postinst: $(grep -c . <<<"$OUT") lines of output, dpkg exit 0")
 	PASSED+=("deb, failing apply in postinst: dpkg exit 0, package configured, cause + retry printed, rolled back")
 
 	SCENARIO="deb: remove"
@@ -239,7 +202,7 @@ scenario_deb() {
 # --- the .rpm's scriptlets, through Debian's rpm ---------------------------
 
 scenario_rpm() {
-	boot rpm
+	boot_packages rpm
 	start_apiserver
 	local pid0 pid1 pid2 rpm_i=(rpm -i --nodeps --force-debian) rpm_u=(rpm -U --nodeps --force-debian)
 	in_sb mkdir -p /var/lib/rpm
@@ -280,10 +243,7 @@ scenario_rpm() {
 
 # --- main -------------------------------------------------------------------
 
-[[ $(id -u) == 0 ]] || {
-	say "needs root"
-	exit 1
-}
+need_root
 cd "$REPO"
 cargo build -q --locked -p kube-apiserver-standin
 t0=$(now)
@@ -291,17 +251,7 @@ mapfile -t P1 < <(bash packaging/build.sh --release 1 2>/dev/null)
 mapfile -t P2 < <(bash packaging/build.sh --release 2 2>/dev/null)
 ((${#P1[@]} == 2 && ${#P2[@]} == 2)) || fail "packaging/build.sh failed (run it alone to see why)"
 DEB1=$REPO/${P1[0]} RPM1=$REPO/${P1[1]} DEB2=$REPO/${P2[0]} RPM2=$REPO/${P2[1]}
-NOTES+=("packages built (release 1 and 2) in $(since "$t0") s")
+FIGURES+=("packages built (release 1 and 2) in $(since "$t0") s")
 scenarios=("$@")
 ((${#scenarios[@]})) || scenarios=(deb rpm)
-for s in "${scenarios[@]}"; do
-	t0=$(now)
-	"scenario_$s"
-	say "ok: $s ($(since "$t0") s)"
-done
-"$SB" down "$DIR" >/dev/null 2>&1 || true
-DIR=""
-printf 'packages: passed:\n' >&2
-printf '  %s\n' "${PASSED[@]}" >&2
-printf 'packages: notes:\n' >&2
-printf '  %s\n' "${NOTES[@]}" >&2
+run_scenarios "${scenarios[@]}"
