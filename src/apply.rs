@@ -47,6 +47,8 @@ pub struct Report {
     pub failed_step: Option<String>,
     pub error: Option<String>,
     pub rolled_back: bool,
+    /// What the rollback undid, in words.
+    pub rollback: Option<String>,
     /// The exit code of the failure (sysexits), when there is one.
     #[serde(skip)]
     pub code: Option<ExitCode>,
@@ -198,20 +200,44 @@ impl Backup {
         Backup { files }
     }
 
+    /// Puts every file back as it was, the last written first (the
+    /// drop-in, which refers to the others). A file already as it was is
+    /// not touched: after a failed write, the file that failed is still
+    /// the old one, and rewriting it could fail again (a full filesystem).
+    /// One file that cannot be restored does not stop the others; the
+    /// error names every file that failed.
     fn restore(&self, root: &Root) -> Result<()> {
-        for (path, state) in &self.files {
-            match state {
-                PathState::Missing => effects::remove_file(root, path)?,
+        let mut failed = Vec::new();
+        for (path, state) in self.files.iter().rev() {
+            if PathState::read(root, path, true).is_ok_and(|now| now == *state) {
+                continue;
+            }
+            let r = match state {
+                PathState::Missing => effects::remove_file(root, path),
                 PathState::File {
                     content,
                     mode,
                     uid,
                     gid,
-                } => effects::write_atomic(root, path, content, *mode, *uid, *gid)?,
-                PathState::Dir { .. } | PathState::Other { .. } => {}
+                } => effects::write_atomic(root, path, content, *mode, *uid, *gid),
+                PathState::Dir { .. } | PathState::Other { .. } => Ok(()),
+            };
+            if let Err(e) = r {
+                failed.push(e);
             }
         }
-        Ok(())
+        match failed.len() {
+            0 => Ok(()),
+            1 => Err(failed.remove(0)),
+            _ => Err(Error::new(
+                failed[0].code,
+                failed
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+        }
     }
 }
 
@@ -226,6 +252,17 @@ fn require_loaded(unit: &str, st: &UnitStatus) -> Result<()> {
             "{unit}: systemd reports LoadState={other}"
         ))),
     }
+}
+
+/// How far apply got before it failed: what a rollback must undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Reached {
+    /// Files were (partly) written; systemd has not read them.
+    Written,
+    /// systemd was (asked to be) reloaded: it must read the old files again.
+    Reloaded,
+    /// A restart was queued: the old configuration must be started again.
+    Restarted,
 }
 
 /// What a verified restart measured.
@@ -466,7 +503,16 @@ pub fn apply(
         rep.write_ms = Some(t.elapsed().as_millis() as u64);
         if let Err(e) = written {
             fail(&mut rep, "write", e);
-            rollback(root, sd, s, &backup, &st, false, &mut rep, progress);
+            rollback(
+                root,
+                sd,
+                s,
+                &backup,
+                &st,
+                Reached::Written,
+                &mut rep,
+                progress,
+            );
             return rep;
         }
         rep.changed = true;
@@ -489,9 +535,11 @@ pub fn apply(
             .collect();
     }
 
+    let mut reached = Reached::Written;
     let result = (|| -> std::result::Result<(), StepError> {
         if need_reload {
             progress("reloading systemd");
+            reached = Reached::Reloaded;
             let t = Instant::now();
             step("reload", sd.reload())?;
             rep.reload_ms = Some(t.elapsed().as_millis() as u64);
@@ -554,6 +602,7 @@ pub fn apply(
             ));
             return Ok(());
         }
+        reached = Reached::Restarted;
         let r = restart_and_verify(root, sd, s, p, st.main_pid, progress)?;
         rep.actions.push(format!("restart {}", s.unit));
         rep.changed = true;
@@ -566,8 +615,8 @@ pub fn apply(
 
     if let Err(StepError { step, error }) = result {
         fail(&mut rep, step, error);
-        if touched || need_restart {
-            rollback(root, sd, s, &backup, &st, true, &mut rep, progress);
+        if touched || reached > Reached::Written {
+            rollback(root, sd, s, &backup, &st, reached, &mut rep, progress);
         }
     }
     rep
@@ -646,7 +695,7 @@ fn rollback(
     s: &Settings,
     backup: &Backup,
     before: &UnitStatus,
-    reload: bool,
+    reached: Reached,
     rep: &mut Report,
     progress: Progress,
 ) {
@@ -658,10 +707,12 @@ fn rollback(
     progress("rolling back to the previous configuration");
     let r = (|| -> Result<()> {
         backup.restore(root)?;
-        if reload {
+        // Undo only what was done: after a failed write systemd never read
+        // the new files and the apiserver was never touched.
+        if reached >= Reached::Reloaded {
             sd.reload()?;
         }
-        if before.is_active() {
+        if reached == Reached::Restarted && before.is_active() {
             sd.reset_failed(&s.unit)?;
             // The previous configuration gets as long as systemd's default
             // start timeout: it is what the node ran before.
@@ -687,6 +738,15 @@ fn rollback(
         Ok(()) => {
             rep.rolled_back = true;
             rep.actions.push("rollback".into());
+            rep.rollback = Some(match reached {
+                Reached::Written => "the previous files are restored; systemd had not read the new ones and the apiserver was not touched".into(),
+                Reached::Reloaded => "the previous files are restored and systemd reloaded them; the apiserver was not restarted".into(),
+                Reached::Restarted => format!(
+                    "the previous files are restored, systemd reloaded them and {} is active on them again (main PID {})",
+                    s.unit,
+                    rep.new_main_pid.unwrap_or(0)
+                ),
+            });
         }
         Err(e) => rep.warnings.push(format!("ROLLBACK FAILED: {}", e.message)),
     }
@@ -781,5 +841,88 @@ pub fn detailed_exit(rep: &Report) -> u8 {
         (false, true) => 2,
         (true, false) => 4,
         (true, true) => 6,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn me() -> (u32, u32) {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    }
+
+    fn file(content: &[u8], mode: u32) -> PathState {
+        let (uid, gid) = me();
+        PathState::File {
+            content: content.to_vec(),
+            mode,
+            uid,
+            gid,
+        }
+    }
+
+    /// A node with /etc (0755) and the given files.
+    fn node(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir(t.path().join("etc")).unwrap();
+        fs::set_permissions(t.path().join("etc"), fs::Permissions::from_mode(0o755)).unwrap();
+        for (p, c) in files {
+            let host = t.path().join(p.trim_start_matches('/'));
+            fs::write(&host, c).unwrap();
+            fs::set_permissions(&host, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn restore_leaves_files_that_are_already_as_they_were() {
+        let t = node(&[("/etc/policy", b"new"), ("/etc/dropin", b"old")]);
+        let root = Root::new(t.path());
+        let inode = |p: &str| fs::metadata(t.path().join(p)).unwrap().ino();
+        let untouched = inode("etc/dropin");
+        let backup = Backup {
+            files: vec![
+                ("/etc/policy".into(), file(b"old", 0o644)),
+                ("/etc/dropin".into(), file(b"old", 0o644)),
+                ("/etc/created".into(), PathState::Missing),
+            ],
+        };
+        fs::write(t.path().join("etc/created"), b"x").unwrap();
+        backup.restore(&root).unwrap();
+        assert_eq!(fs::read(t.path().join("etc/policy")).unwrap(), b"old");
+        assert!(!t.path().join("etc/created").exists());
+        // The drop-in was never rewritten (on a full filesystem it could
+        // not be).
+        assert_eq!(inode("etc/dropin"), untouched);
+    }
+
+    #[test]
+    fn restore_goes_on_past_a_file_it_cannot_restore_and_names_it() {
+        let t = node(&[("/etc/policy", b"new")]);
+        let root = Root::new(t.path());
+        // A directory where a file was: it cannot be put back.
+        fs::create_dir(t.path().join("etc/dropin")).unwrap();
+        let backup = Backup {
+            files: vec![
+                ("/etc/policy".into(), file(b"old", 0o600)),
+                ("/etc/dropin".into(), file(b"old", 0o644)),
+            ],
+        };
+        let e = backup.restore(&root).unwrap_err();
+        assert!(e.message.contains("/etc/dropin"), "{}", e.message);
+        // The drop-in comes first (the last written), and its failure did
+        // not stop the policy's restore.
+        assert_eq!(fs::read(t.path().join("etc/policy")).unwrap(), b"old");
+        assert_eq!(
+            fs::metadata(t.path().join("etc/policy")).unwrap().mode() & 0o7777,
+            0o600
+        );
     }
 }

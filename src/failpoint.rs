@@ -3,8 +3,11 @@
 //!
 //! `KAUDIT_FAILPOINT=NAME` makes the process kill itself with SIGKILL when
 //! it reaches the point NAME, as a crash or an OOM kill would;
-//! `NAME=sleep` makes it stop there, for a test to kill it. Several points
-//! may be listed, separated by commas. The points, in apply's order:
+//! `NAME=sleep` makes it stop there, for a test to kill it; `NAME=wait`
+//! makes it create `/run/kaudit-node-failpoint.NAME` and wait there until a
+//! test has changed the world (filled a filesystem) and removed that file,
+//! the first time the point is reached only. Several points may be listed,
+//! separated by commas. The points, in apply's order:
 //! `after-lock`, `after-backup`, `between-writes`, `after-reload`,
 //! `restart-job` (the restart is queued, its job not yet done) and
 //! `first-event` (waiting for the first audit event).
@@ -20,12 +23,38 @@ pub fn hit(name: &str) {
             continue;
         }
         eprintln!("kaudit-node: failpoint {name}: {action}");
-        if action == "sleep" {
-            loop {
+        match action {
+            "sleep" => loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
+            },
+            "wait" => wait_once(name),
+            _ => {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
             }
         }
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// Waits (once per point and process) until the test removes the file.
+#[cfg(feature = "failpoints")]
+fn wait_once(name: &str) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static WAITED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut waited = WAITED.lock().unwrap_or_else(|e| e.into_inner());
+    if !waited
+        .get_or_insert_with(HashSet::new)
+        .insert(name.to_string())
+    {
+        return;
+    }
+    let flag = format!("/run/kaudit-node-failpoint.{name}");
+    if let Err(e) = std::fs::write(&flag, b"") {
+        eprintln!("kaudit-node: failpoint {name}: cannot create {flag}: {e}");
+        return;
+    }
+    while std::path::Path::new(&flag).exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

@@ -163,11 +163,8 @@ pub fn apply_text(r: &crate::apply::Report) -> String {
     if let Some(ms) = r.first_event_ms {
         let _ = writeln!(t, "  first audit event {ms} ms after the restart");
     }
-    if r.rolled_back {
-        let _ = writeln!(
-            t,
-            "  rolled back: the previous files are restored and the apiserver is active"
-        );
+    if let Some(how) = r.rollback.as_deref().filter(|_| r.rolled_back) {
+        let _ = writeln!(t, "  rolled back: {how}");
     }
     for n in &r.notes {
         let _ = writeln!(t, "  note: {n}");

@@ -11,6 +11,10 @@
 # - the system bus unavailable: refused before any change;
 # - a full filesystem under /etc/kubernetes and under the log directory:
 #   refused before any change, nothing half-written;
+# - a filesystem filling up between two writes (after the preflight): the
+#   real ENOSPC, the written file put back, no restart;
+# - an overriding drop-in appearing during apply: refused after the reload,
+#   files put back, no restart;
 # - 10 concurrent applies: serialized, exactly one restart;
 # - a run killed while holding the lock: the next one is not blocked;
 # - not root: refused before any action; modes and owners of everything written.
@@ -27,7 +31,7 @@ starts() { in_sb journalctl -u "$UNIT" --no-pager -o cat 2>/dev/null | grep -c '
 files_hash() { in_sb sh -c "cat $DROPIN $POLICY 2>/dev/null | sha256sum"; }
 leftovers() { in_sb sh -c "find /etc/systemd/system /etc/kubernetes $LOGDIR -name '.*.kaudit-node-*.tmp' 2>/dev/null | wc -l"; }
 
-# lib.sh's boot, plus the failpoint build beside the normal one (crash, stalelock).
+# lib.sh's boot, plus the failpoint build beside the normal one.
 boot_fp() {
 	boot "$1"
 	"$SB" put "$DIR" "$FP_BIN" /usr/local/sbin/kaudit-node-failpoints 0755
@@ -143,6 +147,89 @@ scenario_diskfull() {
 	PASSED+=("full filesystem under /etc/kubernetes and under the log directory: exit 74, nothing written, no restart")
 }
 
+# The filesystem fills up after the preflight, while apply writes: the
+# first file (the policy) is written, then the drop-in's filesystem (a small
+# tmpfs mounted on the drop-in directory) is filled before the drop-in is
+# written. The real write fails with ENOSPC; apply must put the policy back,
+# leave the drop-in as it was, and never restart.
+scenario_enospc() {
+	boot_fp kthw
+	local pid out rc policy0 dropin0 r0
+	in_sb sh -c "mkdir -p $DDIR && mount -t tmpfs -o size=256k,mode=0755 kaudit-dropins $DDIR"
+	out=$(kn apply 2>&1) || fail "first apply: $out"
+	pid=$(main_pid)
+	policy0=$(in_sb sh -c "sha256sum <$POLICY; stat -c '%a %U:%G' $POLICY")
+	dropin0=$(in_sb sh -c "sha256sum <$DROPIN; stat -c '%a %U:%G %i' $DROPIN")
+	r0=$(reloads)
+	config $'[log]\nmaxage = 45\n[policy]\npreset = "cis"\n'
+	in_sb rm -f /run/kaudit-node-failpoint.between-writes /run/enospc.out
+	in_sb sh -c 'KAUDIT_FAILPOINT=between-writes=wait /usr/local/sbin/kaudit-node-failpoints apply >/run/enospc.out 2>&1; echo $? >>/run/enospc.out' &
+	local waiter=$! i
+	for ((i = 0; i < 300; i++)); do
+		in_sb test -e /run/kaudit-node-failpoint.between-writes && break
+		sleep 0.05
+	done
+	in_sb test -e /run/kaudit-node-failpoint.between-writes || fail "apply never reached between-writes: $(in_sb cat /run/enospc.out)"
+	[[ $(in_sb sh -c "sha256sum <$POLICY; stat -c '%a %U:%G' $POLICY") != "$policy0" ]] || fail "the policy was not the first file written"
+	in_sb sh -c "dd if=/dev/zero of=$DDIR/filler bs=4k 2>/dev/null || true"
+	in_sb rm /run/kaudit-node-failpoint.between-writes
+	wait "$waiter" || true
+	out=$(in_sb cat /run/enospc.out)
+	rc=$(tail -1 <<<"$out")
+	[[ $rc == 74 ]] || fail "disk full while writing: exit $rc, want 74: $out"
+	grep -q "$DROPIN.*No space left on device" <<<"$out" || fail "the message does not name the drop-in and ENOSPC: $out"
+	grep -qi 'rolled back\|restored' <<<"$out" || fail "no rollback reported: $out"
+	[[ $(in_sb sh -c "sha256sum <$POLICY; stat -c '%a %U:%G' $POLICY") == "$policy0" ]] || fail "the policy was not put back"
+	[[ $(in_sb sh -c "sha256sum <$DROPIN; stat -c '%a %U:%G %i' $DROPIN") == "$dropin0" ]] || fail "the drop-in changed"
+	[[ $(leftovers) == 0 ]] || fail "temporary files left behind"
+	[[ $(main_pid) == "$pid" && $(active) == active ]] || fail "the apiserver was restarted or stopped"
+	[[ $(reloads) == "$r0" ]] || fail "systemd was reloaded although it never saw a new file"
+	# Space again: the next apply converges on the new configuration.
+	in_sb rm "$DDIR/filler"
+	out=$(kn apply 2>&1) || fail "apply after freeing space: $out"
+	[[ $(flag_value "$(main_pid)" audit-log-maxage) == 45 ]] || fail "the next apply did not converge"
+	PASSED+=("filesystem full after the preflight, between two writes: real ENOSPC on the drop-in, exit 74, the policy put back, the drop-in untouched, no reload, no restart; the next apply converges")
+}
+
+# An admin's drop-in that overrides ExecStart appears while apply runs
+# (after its plan, before its reload): systemd's effective ExecStart after
+# the reload is not kaudit-node's, so apply refuses to restart, puts its
+# files back and reloads again. The apiserver is never restarted: a restart
+# would start it on the admin's command line, not on the previous one.
+scenario_latedropin() {
+	boot_fp kthw
+	local pid out rc hash0 r0
+	out=$(kn apply 2>&1) || fail "first apply: $out"
+	pid=$(main_pid)
+	hash0=$(files_hash)
+	r0=$(reloads)
+	config $'[log]\nmaxage = 46\n'
+	in_sb rm -f /run/kaudit-node-failpoint.after-backup /run/late.out
+	in_sb sh -c 'KAUDIT_FAILPOINT=after-backup=wait /usr/local/sbin/kaudit-node-failpoints apply >/run/late.out 2>&1; echo $? >>/run/late.out' &
+	local waiter=$! i
+	for ((i = 0; i < 300; i++)); do
+		in_sb test -e /run/kaudit-node-failpoint.after-backup && break
+		sleep 0.05
+	done
+	in_sb test -e /run/kaudit-node-failpoint.after-backup || fail "apply never reached after-backup: $(in_sb cat /run/late.out)"
+	in_sb sh -c "printf '[Service]\nExecStart=\nExecStart=/usr/local/bin/kube-apiserver --advertise-address=10.240.0.10 --v=4\n' >$DDIR/99-late.conf"
+	in_sb rm /run/kaudit-node-failpoint.after-backup
+	wait "$waiter" || true
+	out=$(in_sb cat /run/late.out)
+	rc=$(tail -1 <<<"$out")
+	[[ $rc == 65 ]] || fail "late drop-in: exit $rc, want 65: $out"
+	grep -q "99-late.conf); not restarting" <<<"$out" || fail "the message does not name the late drop-in: $out"
+	grep -q 'rolled back: .*the apiserver was not restarted' <<<"$out" || fail "the rollback is not reported as such: $out"
+	[[ $(main_pid) == "$pid" && $(active) == active ]] || fail "the apiserver was restarted (onto the admin's command line)"
+	[[ $(files_hash) == "$hash0" ]] || fail "kaudit-node's files were not put back"
+	[[ $(($(reloads) - r0)) == 2 ]] || fail "want 2 daemon-reloads (apply's, the rollback's), got $(($(reloads) - r0))"
+	# The admin removes the drop-in: the next apply converges.
+	in_sb rm "$DDIR/99-late.conf"
+	out=$(kn apply 2>&1) || fail "apply after removing the late drop-in: $out"
+	[[ $(flag_value "$(main_pid)" audit-log-maxage) == 46 ]] || fail "the next apply did not converge"
+	PASSED+=("an overriding drop-in appearing during apply: refused after the reload (exit 65, named), files put back and reloaded, the apiserver not restarted; the next apply converges")
+}
+
 scenario_concurrent() {
 	boot kthw
 	local s0 i rc=0 pids=()
@@ -206,5 +293,5 @@ build
 CARGO_TARGET_DIR=$REPO/target/failpoints cargo build -q --locked -p kaudit-node --features failpoints
 FP_BIN=$REPO/target/failpoints/debug/kaudit-node
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(crash startlimit jobtimeout nobus diskfull concurrent stalelock security)
+((${#scenarios[@]})) || scenarios=(crash startlimit jobtimeout nobus diskfull enospc latedropin concurrent stalelock security)
 run_scenarios "${scenarios[@]}"
