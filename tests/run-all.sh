@@ -18,6 +18,8 @@ cargo test --workspace --locked
 
 step "system tests: the stand-in under a real systemd (smoke, apply, remove, check)"
 bash tests/system/smoke.sh
+# The README's first command, so that it keeps working.
+bash tests/system/demo.sh
 bash tests/system/apply.sh
 bash tests/system/check.sh
 bash tests/system/faults.sh
