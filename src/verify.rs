@@ -111,29 +111,27 @@ pub enum LogHandle {
     NotOpen,
 }
 
-/// Reads `/proc/PID/fd` under the root and compares with the log path.
+/// What the process `pid` holds open of `log`: [`LogHandle::Open`] when one
+/// of its descriptors is the file now at `log` (same device and inode, the
+/// definitive test, which also works on fixture trees whose `fd` entries are
+/// plain symbolic links); [`LogHandle::Deleted`] when one names `log` but is
+/// another file (`LOG (deleted)`, or replaced since).
 pub fn log_handle(root: &Root, pid: u32, log: &Path) -> std::io::Result<LogHandle> {
     let fd_dir = root.host_path(&PathBuf::from(format!("/proc/{pid}/fd")));
     let want = fs::metadata(root.host_path(log))
         .ok()
         .map(|m| (m.dev(), m.ino()));
+    let deleted_name = format!("{} (deleted)", log.display());
     let mut deleted = false;
     for e in fs::read_dir(fd_dir)? {
-        let e = e?;
-        let Ok(target) = fs::read_link(e.path()) else {
-            continue;
-        };
-        let t = target.display().to_string();
-        if t == format!("{} (deleted)", log.display()) {
-            deleted = true;
-            continue;
+        let path = e?.path();
+        let held = fs::metadata(&path).ok().map(|m| (m.dev(), m.ino()));
+        if want.is_some() && held == want {
+            return Ok(LogHandle::Open);
         }
-        if target == log {
-            // Same path: confirm it is the same file (not replaced since).
-            let held = fs::metadata(e.path()).ok().map(|m| (m.dev(), m.ino()));
-            if held.is_some() && held == want {
-                return Ok(LogHandle::Open);
-            }
+        if let Ok(target) = fs::read_link(&path)
+            && (target == log || target.as_os_str() == deleted_name.as_str())
+        {
             deleted = true;
         }
     }
@@ -334,5 +332,33 @@ mod tests {
                 .unwrap()
                 .contains("\"new\"")
         );
+    }
+
+    #[test]
+    fn log_handle_on_this_process() {
+        let t = tempfile::tempdir().unwrap();
+        let (root, pid) = (Root::system(), std::process::id());
+        let real = t.path().join("real");
+        fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, t.path().join("link")).unwrap();
+        let log = real.join("audit.log");
+        assert_eq!(log_handle(&root, pid, &log).unwrap(), LogHandle::NotOpen);
+        let held = fs::File::create(&log).unwrap();
+        assert_eq!(log_handle(&root, pid, &log).unwrap(), LogHandle::Open);
+        // The same file by another name: /proc shows the real path, the
+        // device and inode decide.
+        assert_eq!(
+            log_handle(&root, pid, &t.path().join("link/audit.log")).unwrap(),
+            LogHandle::Open
+        );
+        // Replaced under the process (logrotate without copytruncate).
+        fs::write(real.join("new"), b"").unwrap();
+        fs::rename(real.join("new"), &log).unwrap();
+        assert_eq!(log_handle(&root, pid, &log).unwrap(), LogHandle::Deleted);
+        // Deleted.
+        fs::remove_file(&log).unwrap();
+        assert_eq!(log_handle(&root, pid, &log).unwrap(), LogHandle::Deleted);
+        drop(held);
+        assert_eq!(log_handle(&root, pid, &log).unwrap(), LogHandle::NotOpen);
     }
 }

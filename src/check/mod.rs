@@ -34,7 +34,7 @@ use crate::observe;
 use crate::plan;
 use crate::root::Root;
 use crate::systemd::UnitStatus;
-use crate::verify::{self, LogHandle};
+use crate::verify;
 
 /// A probe's state. The derived order is severity (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -190,38 +190,6 @@ fn io_reason(what: &Path, e: &std::io::Error) -> String {
     format!("{}: {e}", what.display())
 }
 
-/// What the process `pid` holds open of `log`: [`LogHandle::Open`] when one
-/// of its descriptors is the file now at `log` (same device and inode, the
-/// definitive test, which also works on fixture trees whose `fd` entries are
-/// plain symbolic links); [`LogHandle::Deleted`] when one names `log` but is
-/// another file (`LOG (deleted)`, or replaced since).
-pub fn log_handle(root: &Root, pid: u32, log: &Path) -> std::io::Result<LogHandle> {
-    use std::os::unix::fs::MetadataExt;
-    let fd_dir = root.host_path(&PathBuf::from(format!("/proc/{pid}/fd")));
-    let want = std::fs::metadata(root.host_path(log))
-        .ok()
-        .map(|m| (m.dev(), m.ino()));
-    let deleted_name = format!("{} (deleted)", log.display());
-    let mut deleted = false;
-    for e in std::fs::read_dir(fd_dir)? {
-        let path = e?.path();
-        let held = std::fs::metadata(&path).ok().map(|m| (m.dev(), m.ino()));
-        if want.is_some() && held == want {
-            return Ok(LogHandle::Open);
-        }
-        if let Ok(target) = std::fs::read_link(&path)
-            && (target == log || target.as_os_str() == deleted_name.as_str())
-        {
-            deleted = true;
-        }
-    }
-    Ok(if deleted {
-        LogHandle::Deleted
-    } else {
-        LogHandle::NotOpen
-    })
-}
-
 /// Runs every probe. `status` is systemd's view of the unit (one D-Bus
 /// `status`), or why it could not be read. `now` is the time freshness is
 /// measured against.
@@ -299,7 +267,7 @@ pub fn check(
     let handle = pid.map(|pid| {
         (
             pid,
-            log_handle(root, pid, &log).map_err(|e| format!("/proc/{pid}/fd: {e}")),
+            verify::log_handle(root, pid, &log).map_err(|e| format!("/proc/{pid}/fd: {e}")),
         )
     });
     probes.push(probes::log_open(&log, &exists, handle));
