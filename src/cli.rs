@@ -125,8 +125,9 @@ pub enum Command {
     /// what it cannot read is UNKNOWN, with the reason.
     ///
     /// Exit codes (monitoring-plugin conventions): 0 OK, 1 WARNING, 2
-    /// CRITICAL, 3 UNKNOWN (including a bad configuration or command line, or
-    /// a --prometheus file that cannot be written). The worst probe wins, in
+    /// CRITICAL, 3 UNKNOWN (including a bad configuration or command line, a
+    /// --prometheus file that cannot be written, or a node kaudit-node does
+    /// not manage: no such unit and no drop-in). The worst probe wins, in
     /// the order CRITICAL > WARNING > UNKNOWN > OK (monitoring-plugins'
     /// max_state_alt).
     #[command(

@@ -1080,3 +1080,41 @@ fn units_pass_systemd_analyze_verify() {
     let timer = fs::read_to_string(units.join("kaudit-node-check.timer")).unwrap();
     assert!(timer.contains("\nOnCalendar=minutely\nAccuracySec=1s\n"));
 }
+
+#[test]
+fn a_node_kaudit_node_does_not_manage_is_one_unknown() {
+    let Some(n) = Node::new() else { return };
+    // A static-pod node: no unit, no drop-in, kubeadm's manifest.
+    fs::remove_file(n.host("/etc/systemd/system/kube-apiserver.service")).unwrap();
+    fs::remove_file(n.host(DROPIN)).unwrap();
+    n.write(
+        "/etc/kubernetes/manifests/kube-apiserver.yaml",
+        "apiVersion: v1\nkind: Pod\n",
+    );
+    let mut st = n.status();
+    st.load_state = "not-found".into();
+    st.active_state = "inactive".into();
+    st.main_pid = 0;
+    st.drop_in_paths.clear();
+    let r = n.run_with(Ok(st.clone()), SystemTime::now());
+    assert_eq!(r.probes.len(), 1, "{r:#?}");
+    assert_probe(
+        &r,
+        "unit",
+        State::Unknown,
+        "this node runs kube-apiserver as a static pod",
+    );
+    assert_eq!(r.state(), State::Unknown);
+
+    // The unit vanished from a node kaudit-node manages: every probe runs.
+    n.write(DROPIN, "# kaudit-node\n");
+    let r = n.run_with(Ok(st), SystemTime::now());
+    assert_probe(
+        &r,
+        "unit",
+        State::Critical,
+        "systemd does not know kube-apiserver.service",
+    );
+    assert!(r.probes.len() > 1);
+    assert_eq!(r.state(), State::Critical);
+}

@@ -210,12 +210,34 @@ pub fn check(
         Err(e) if !matches!(e.code, ExitCode::NoPerm | ExitCode::IoErr) => Some(e.message.as_str()),
         _ => None,
     };
-    let mut probes = vec![probes::unit(&s.unit, &status)];
-
     let dropin_text = match root.read_optional(&dropin_path) {
         Ok(b) => Ok(b),
         Err(e) => Err(e.message),
     };
+    // A node kaudit-node does not manage (systemd knows no such unit and
+    // there is no kaudit-node drop-in: a static-pod node, a wrong `unit`):
+    // one UNKNOWN saying why, not a cascade of findings. With the drop-in
+    // there, the unit vanished from a managed node, and every probe runs.
+    if let Ok(st) = &status
+        && st.load_state == "not-found"
+        && matches!(dropin_text, Ok(None))
+    {
+        let why = match &plan {
+            Err(e) => e.message.clone(),
+            Ok(_) => format!("systemd does not know {}", s.unit),
+        };
+        return Report {
+            unit: s.unit.clone(),
+            log,
+            probes: vec![Probe::new(
+                "unit",
+                State::Unknown,
+                format!("{why}; there is no kaudit-node configuration to check on this node"),
+            )],
+        };
+    }
+    let mut probes = vec![probes::unit(&s.unit, &status)];
+
     probes.push(probes::dropin(
         &dropin_path,
         &dropin_text,
