@@ -13,7 +13,8 @@
 # CRITICAL; a generic logrotate rule → CRITICAL; the vendor unit edited →
 # WARNING (drift); the stand-in paused → WARNING then CRITICAL with small
 # thresholds; `rm` of the live log → CRITICAL (deleted inode);
-# `systemctl revert` → CRITICAL; the unit stopped → CRITICAL.
+# `systemctl revert` → CRITICAL; a unit systemd does not know, with no
+# drop-in → one UNKNOWN; the unit stopped → CRITICAL.
 #
 # Usage: tests/system/check.sh      Needs root and systemd-container.
 set -euo pipefail
@@ -181,6 +182,15 @@ scenario_revert() {
 	PASSED+=("systemctl revert → CRITICAL (drop-in missing); apply repairs it")
 }
 
+scenario_unmanaged() {
+	# A unit systemd does not know, with no kaudit-node drop-in (a static-pod
+	# node, a wrong `unit`): one UNKNOWN line, from systemd's own LoadState.
+	in_sb sh -c 'printf "unit = \"kube-nope.service\"\n" >/run/unmanaged.toml'
+	expect 3 "^AUDIT UNKNOWN - unit: kube-nope.service: no such unit file .*there is no kaudit-node configuration to check on this node" --config /run/unmanaged.toml
+	[[ $(grep -c '^\[' <<<"$OUT") == 1 ]] || fail "more than one probe reported: $OUT"
+	PASSED+=("a unit systemd does not know, no drop-in → one UNKNOWN line saying why")
+}
+
 scenario_stopped() {
 	in_sb systemctl stop "$UNIT"
 	expect 2 "^AUDIT CRITICAL - unit: $UNIT is inactive \(dead\)"
@@ -203,4 +213,4 @@ in_sb systemctl start "$UNIT"
 kn apply >/dev/null || fail "apply failed"
 until_ok
 say "sandbox ready ($(since "$t0") s)"
-run_scenarios healthy nobody timer fs logrotate drift paused deleted revert stopped
+run_scenarios healthy nobody timer fs logrotate drift paused deleted revert unmanaged stopped
