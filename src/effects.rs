@@ -59,14 +59,8 @@ pub fn check_parents(root: &Root, node: &Path) -> Result<()> {
                 cur.display()
             )));
         }
-        let mode = md.mode();
-        let sticky_root = mode & 0o1000 != 0 && md.uid() == 0;
-        if mode & 0o022 != 0 && !sticky_root {
-            return Err(Error::data(format!(
-                "{}: is writable by other users (mode {:04o}); kaudit-node does not write into directories others control",
-                cur.display(),
-                mode & 0o7777
-            )));
+        if let Some(e) = crate::plan::shared_dir_error(&cur, md.mode(), md.uid()) {
+            return Err(e);
         }
     }
     Ok(())

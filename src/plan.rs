@@ -360,7 +360,12 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         if !managed {
             match state {
                 PathState::Missing => {}
-                PathState::Dir { .. } => continue,
+                // Refused here, before anything is written, as the writer
+                // would refuse it (effects::check_parents).
+                PathState::Dir { mode, uid, .. } => match shared_dir_error(d, *mode, *uid) {
+                    Some(e) => return Err(e),
+                    None => continue,
+                },
                 PathState::File { .. } => {
                     return Err(Error::data(format!(
                         "{}: is a file, where kaudit-node needs a directory",
@@ -724,6 +729,20 @@ pub fn render_logrotate(s: &Settings, owner: &Owner) -> String {
     }
     t.push_str("    dateext\n    dateformat -%Y%m%d-%s\n    missingok\n    notifempty\n}\n");
     t
+}
+
+/// The error for a directory that users other than its owner can write
+/// (group or others), unless it is root's and sticky (`/tmp`): another user
+/// could swap what kaudit-node writes there.
+pub fn shared_dir_error(dir: &Path, mode: u32, uid: u32) -> Option<Error> {
+    let sticky_root = mode & 0o1000 != 0 && uid == 0;
+    (mode & 0o022 != 0 && !sticky_root).then(|| {
+        Error::data(format!(
+            "{}: is writable by other users (mode {:04o}); kaudit-node does not write into directories others control",
+            dir.display(),
+            mode & 0o7777
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -22,6 +22,10 @@ struct Case {
     modes: BTreeMap<String, String>,
     #[serde(default)]
     remove: Vec<String>,
+    /// Node path → the target of a symbolic link put there (replacing
+    /// what is there).
+    #[serde(default)]
+    symlinks: BTreeMap<String, String>,
     #[serde(default = "default_args")]
     args: Vec<String>,
     exit: i32,
@@ -137,6 +141,15 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
         for rel in &c.remove {
             fs::remove_file(node.join(rel)).unwrap();
         }
+        for (rel, target) in &c.symlinks {
+            let p = node.join(rel);
+            match fs::symlink_metadata(&p) {
+                Ok(md) if md.is_dir() => fs::remove_dir_all(&p).unwrap(),
+                Ok(_) => fs::remove_file(&p).unwrap(),
+                Err(_) => fs::create_dir_all(p.parent().unwrap()).unwrap(),
+            }
+            std::os::unix::fs::symlink(target, &p).unwrap();
+        }
         for (rel, mode) in &c.modes {
             fs::set_permissions(
                 node.join(rel),
@@ -217,21 +230,36 @@ fn bad_inputs_on_a_live_node_change_nothing() {
         // Originals of the files the case overwrites, to put back after.
         let mut originals = Vec::new();
         let mut created = Vec::new();
-        // Removed files are moved aside and back: same inode, same mode.
+        // Removed files, and what a symbolic link replaces, are moved
+        // aside and back: same inode, same mode.
         let mut moved = Vec::new();
-        for (i, rel) in c.remove.iter().enumerate() {
-            let (path, aside) = (format!("/{rel}"), format!("{ASIDE}/{i}"));
-            sb.run(&["mkdir", "-p", ASIDE]);
+        let mut links = Vec::new();
+        sb.run(&["mkdir", "-p", ASIDE]);
+        for rel in &c.remove {
+            let (path, aside) = (format!("/{rel}"), format!("{ASIDE}/{}", moved.len()));
             sb.run(&["mv", &path, &aside]);
             moved.push((aside, path));
+        }
+        for (rel, target) in &c.symlinks {
+            let (path, aside) = (format!("/{rel}"), format!("{ASIDE}/{}", moved.len()));
+            if sb.exec(&["test", "-e", &path], None).status.success() {
+                sb.run(&["mv", &path, &aside]);
+                moved.push((aside, path.clone()));
+            }
+            created.extend(sb.link(&path, target));
+            links.push(path);
         }
         for (rel, content) in &c.files {
             let path = format!("/{rel}");
             originals.push((path.clone(), sb.read(&path)));
             created.extend(sb.write(&path, content.as_bytes()));
         }
+        let mut modes = Vec::new();
         for (rel, mode) in &c.modes {
-            sb.run(&["chmod", mode, &format!("/{rel}")]);
+            let path = format!("/{rel}");
+            let was = sb.run(&["stat", "-c", "%a", &path]);
+            modes.push((path.clone(), was.trim().to_string()));
+            sb.run(&["chmod", mode, &path]);
         }
         if let Some(text) = &c.config {
             created.extend(sb.write(&config.display().to_string(), text.as_bytes()));
@@ -265,7 +293,10 @@ fn bad_inputs_on_a_live_node_change_nothing() {
             ));
         }
 
-        // Put the node back as it was, and prove it.
+        // Put the node back as it was (in the reverse order), and prove it.
+        for (path, mode) in modes {
+            sb.run(&["chmod", &mode, &path]);
+        }
         for (path, original) in originals {
             match original {
                 Some(bytes) => {
@@ -275,6 +306,9 @@ fn bad_inputs_on_a_live_node_change_nothing() {
                     sb.run(&["rm", "-f", &path]);
                 }
             }
+        }
+        for path in links {
+            sb.run(&["rm", &path]);
         }
         for (aside, path) in moved {
             sb.run(&["mv", &aside, &path]);
@@ -394,14 +428,29 @@ impl Sandbox {
     /// Writes a file, creating its directory; returns the topmost directory
     /// it had to create, for the cleanup.
     fn write(&self, path: &str, bytes: &[u8]) -> Option<String> {
-        const WRITE: &str = r#"
-            d=$(dirname "$1") top=
+        self.make(path, r#"cat >"$1""#, &[], Some(bytes))
+    }
+
+    /// Puts a symbolic link to `target` at `path`, like [`Self::write`].
+    fn link(&self, path: &str, target: &str) -> Option<String> {
+        self.make(path, r#"ln -s "$2" "$1""#, &[target], None)
+    }
+
+    /// Runs `make` (a shell command on `$1` = `path`, `$2`… = `args`)
+    /// after creating the directory of `path`; returns the topmost
+    /// directory it created.
+    fn make(&self, path: &str, make: &str, args: &[&str], stdin: Option<&[u8]>) -> Option<String> {
+        let script = format!(
+            r#"d=$(dirname "$1") top=
             while [ ! -e "$d" ]; do top=$d; d=$(dirname "$d"); done
-            mkdir -p "$(dirname "$1")" && cat >"$1" && printf '%s' "$top""#;
-        let out = self.exec(&["sh", "-c", WRITE, "sh", path], Some(bytes));
+            mkdir -p "$(dirname "$1")" && {make} && printf '%s' "$top""#
+        );
+        let mut argv = vec!["sh", "-c", &script, "sh", path];
+        argv.extend(args);
+        let out = self.exec(&argv, stdin);
         assert!(
             out.status.success(),
-            "writing {path} in the sandbox: {}",
+            "making {path} in the sandbox: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         let top = String::from_utf8(out.stdout).unwrap();
