@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::Settings;
+use crate::config::{PolicySource, Settings};
 use crate::effects;
 use crate::error::{Error, ExitCode, Result};
 use crate::observe::{self, Observed, PathState};
@@ -755,6 +755,12 @@ fn rollback(
 /// `remove`: delete kaudit-node's drop-in and snippet (and the policy it
 /// installed, unless `keep_policy`), reload, restart, and check the
 /// apiserver is active on the vendor command line. Audit logs are kept.
+///
+/// The policy is kept, with a note, when it is the user's own file
+/// (`policy.file` is that path) or when the vendor command line uses it
+/// (`--audit-policy-file`): removing it would stop the apiserver from
+/// starting. When the vendor command line does not come up, kaudit-node's
+/// files are put back and the apiserver restarted on them (rolled back).
 pub fn remove(
     root: &Root,
     sd: &mut dyn Systemd,
@@ -767,12 +773,12 @@ pub fn remove(
         ..Report::default()
     };
     let dropin = observe::dropin_dir(&s.unit).join(observe::DROPIN_NAME);
-    let ours = |p: &Path| -> Result<Option<String>> {
+    let ours = |p: &Path| -> Result<Option<Vec<u8>>> {
         Ok(match PathState::read(root, p, true)? {
             PathState::File { content, .. }
                 if content.starts_with(plan::HEADER_MARK.as_bytes()) =>
             {
-                Some(String::from_utf8_lossy(&content).into_owned())
+                Some(content)
             }
             _ => None,
         })
@@ -782,14 +788,34 @@ pub fn remove(
     if let Some(text) = &dropin_text {
         to_remove.push(dropin.clone());
         // The policy kaudit-node installed is the one its drop-in names.
-        if !keep_policy
-            && let Some(policy) = text
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("--audit-policy-file="))
-                .map(|p| PathBuf::from(p.trim_matches('"')))
-            && policy.is_absolute()
-        {
-            to_remove.push(policy);
+        if let Some(policy) = plan::dropin_policy_path(&dropin, text) {
+            let shown = policy.display();
+            let kept_because = if matches!(&s.policy, PolicySource::File(f) if *f == policy) {
+                Some("it is policy.file, your own policy".to_string())
+            } else {
+                match crate::unit::load(root, &s.unit, observe::DROPIN_NAME) {
+                    Ok(v)
+                        if v.vendor_flag_values("audit-policy-file")
+                            .iter()
+                            .any(|f| Path::new(f) == policy) =>
+                    {
+                        Some(format!(
+                            "{}'s own command line uses it (--audit-policy-file)",
+                            s.unit
+                        ))
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(format!(
+                        "the unit could not be read to see whether its own command line uses it ({})",
+                        e.message
+                    )),
+                }
+            };
+            match (keep_policy, kept_because) {
+                (true, _) => {}
+                (false, Some(why)) => rep.notes.push(format!("kept {shown}: {why}")),
+                (false, None) => to_remove.push(policy),
+            }
         }
     }
     if ours(&s.logrotate.path)?.is_some() {
@@ -797,27 +823,50 @@ pub fn remove(
     }
     let st = sd.status(&s.unit)?;
     rep.old_main_pid = (st.main_pid != 0).then_some(st.main_pid);
+    let backup = Backup {
+        files: to_remove
+            .iter()
+            .map(|p| Ok((p.clone(), PathState::read(root, p, true)?)))
+            .collect::<Result<_>>()?,
+    };
+    // The drop-in first (it is first in the list): once it is gone the
+    // other files are unused, so a crash or an error after it leaves
+    // nothing the apiserver needs missing.
     for p in &to_remove {
         progress(&format!("removing {}", p.display()));
-        effects::remove_file(root, p)?;
-        rep.files.push(format!("removed {}", p.display()));
-        rep.changed = true;
+        match effects::remove_file(root, p) {
+            Ok(()) => {
+                rep.files.push(format!("removed {}", p.display()));
+                rep.changed = true;
+            }
+            Err(e) if *p == dropin => return Err(e),
+            Err(e) => rep.warnings.push(format!(
+                "{}; nothing uses it any more: remove it by hand",
+                e.message
+            )),
+        }
     }
     if dropin_text.is_none() {
         return Ok(rep);
     }
-    sd.reload()?;
-    rep.actions.push("daemon-reload".into());
-    if st.is_active() {
+    let mut reached = Reached::Written;
+    let result = (|| -> Result<()> {
+        reached = Reached::Reloaded;
+        sd.reload()?;
+        rep.actions.push("daemon-reload".into());
+        if !st.is_active() {
+            return Ok(());
+        }
         progress(&format!("restarting {} on the vendor command line", s.unit));
+        reached = Reached::Restarted;
         let job = sd.restart(&s.unit, s.apply.verify_timeout.as_std())?;
-        let st2 = sd.status(&s.unit)?;
         rep.actions.push(format!("restart {}", s.unit));
+        let st2 = settle(sd, &s.unit)?;
         if !job.is_done() || !st2.is_active() {
             return Err(Error::new(
                 ExitCode::Software,
                 format!(
-                    "{} is {} ({}) after the restart; see `journalctl -u {}`",
+                    "{} is {} ({}) on the vendor command line; see `journalctl -u {}`",
                     s.unit, st2.active_state, st2.sub_state, s.unit
                 ),
             ));
@@ -829,6 +878,19 @@ pub fn remove(
             ));
         }
         rep.new_main_pid = Some(st2.main_pid);
+        Ok(())
+    })();
+    if let Err(e) = result {
+        // The apiserver is never left down: put kaudit-node's files back.
+        rep.failed_step = Some("restart".into());
+        rep.error = Some(e.message.clone());
+        rep.code = Some(e.code);
+        rollback(root, sd, s, &backup, &st, reached, &mut rep, progress);
+        let how = match (&rep.rollback, rep.rolled_back) {
+            (Some(how), true) => format!("rolled back: {how}"),
+            _ => rep.warnings.join("; "),
+        };
+        return Err(Error::new(e.code, format!("{}; {how}", e.message)));
     }
     Ok(rep)
 }

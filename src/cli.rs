@@ -97,8 +97,10 @@ pub enum Command {
         format: OutputFormat,
     },
     /// Give the vendor command line back: remove kaudit-node's drop-in and
-    /// logrotate snippet (and the policy it installed, unless --keep-policy),
-    /// reload, restart, and check the apiserver is active. Audit logs are
+    /// logrotate snippet (and the policy it installed, unless --keep-policy,
+    /// your own policy.file, or used by the vendor command line), reload,
+    /// restart, and check the apiserver stays active; if it does not, put
+    /// kaudit-node's files back and restart on them (exit 70). Audit logs are
     /// never deleted.
     Remove {
         #[command(flatten)]

@@ -395,6 +395,33 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
             state,
         )?);
     }
+    // A policy file kaudit-node did not install is never overwritten: an
+    // existing file at policy.path with other content is someone else's
+    // unless kaudit-node's drop-in already names it.
+    if let PathState::File { content, .. } = o.state(&s.policy_path)
+        && *content != policy_bytes
+        && !matches!(o.state(&dropin_path), PathState::File { content: d, .. }
+            if dropin_policy_path(&dropin_path, d).as_deref() == Some(s.policy_path.as_path()))
+    {
+        let p = s.policy_path.display();
+        let used = if view
+            .vendor_flag_values("audit-policy-file")
+            .iter()
+            .any(|v| Path::new(v) == s.policy_path)
+        {
+            format!(
+                " ({}'s own command line uses it: --audit-policy-file)",
+                view.name
+            )
+        } else {
+            String::new()
+        };
+        return Err(Error::data(format!(
+            "{p}: exists and was not installed by kaudit-node{used}; kaudit-node does not overwrite it. \
+             To keep using it: policy.file = \"{p}\" in the configuration. To install {policy_label} \
+             instead: move the file away, or set policy.path to another file"
+        )));
+    }
     let policy_mode = if svc_is_root { 0o600 } else { 0o640 };
     entries.push(entry(
         &s.policy_path,
@@ -743,6 +770,36 @@ pub fn shared_dir_error(dir: &Path, mode: u32, uid: u32) -> Option<Error> {
             mode & 0o7777
         ))
     })
+}
+
+/// The `ExecStart=` argv of a drop-in as written (the last assignment).
+pub fn dropin_argv(path: &Path, text: &str) -> Option<Vec<String>> {
+    let f = crate::unit::parse_unit_file(path, text).ok()?;
+    let raw = f
+        .section("Service")
+        .filter(|e| e.key == "ExecStart")
+        .last()?
+        .value
+        .clone();
+    if raw.is_empty() {
+        return None;
+    }
+    crate::unit::Command::parse(&raw)
+        .ok()
+        .map(|c| c.argv_values())
+}
+
+/// The policy path kaudit-node's drop-in (`text`) gives the apiserver: the
+/// policy kaudit-node installed. None when the text is not kaudit-node's.
+pub fn dropin_policy_path(path: &Path, text: &[u8]) -> Option<PathBuf> {
+    if !text.starts_with(HEADER_MARK.as_bytes()) {
+        return None;
+    }
+    dropin_argv(path, &String::from_utf8_lossy(text))?
+        .iter()
+        .rev()
+        .find_map(|w| w.strip_prefix("--audit-policy-file="))
+        .map(PathBuf::from)
 }
 
 #[cfg(test)]

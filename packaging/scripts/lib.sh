@@ -89,8 +89,10 @@ kaudit_remove_on_erase() {
 	"$KAUDIT_NODE" remove || kaudit_rc=$?
 	if [ "$kaudit_rc" -ne 0 ]; then
 		kaudit_say "remove FAILED (exit $kaudit_rc): see the message above. The package is removed all the same."
-		kaudit_say "kaudit-node's drop-in may be left: delete /etc/systemd/system/UNIT.d/50-kaudit-node.conf"
-		kaudit_say "(and /etc/logrotate.d/kaudit-node), then: systemctl daemon-reload; systemctl restart UNIT"
+		kaudit_say "if it rolled back, the apiserver runs on kaudit-node's drop-in because the vendor command line"
+		kaudit_say "does not start: fix that first (journalctl -u UNIT). Then delete"
+		kaudit_say "/etc/systemd/system/UNIT.d/50-kaudit-node.conf (and /etc/logrotate.d/kaudit-node),"
+		kaudit_say "and: systemctl daemon-reload; systemctl restart UNIT"
 		kaudit_say "audit logs are kept."
 	fi
 	return 0

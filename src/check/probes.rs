@@ -108,23 +108,6 @@ pub fn unit(unit: &str, st: &Result<UnitStatus, String>) -> Probe {
     p
 }
 
-/// The `ExecStart=` argv of a drop-in as written (the last assignment).
-pub fn dropin_argv(path: &Path, text: &str) -> Option<Vec<String>> {
-    let f = crate::unit::parse_unit_file(path, text).ok()?;
-    let raw = f
-        .section("Service")
-        .filter(|e| e.key == "ExecStart")
-        .last()?
-        .value
-        .clone();
-    if raw.is_empty() {
-        return None;
-    }
-    crate::unit::Command::parse(&raw)
-        .ok()
-        .map(|c| c.argv_values())
-}
-
 /// kaudit-node's drop-in is on disk, loaded by systemd (in `DropInPaths`),
 /// and systemd's effective `ExecStart` is the drop-in's: this catches
 /// `systemctl revert`, a pending daemon-reload and a later drop-in that
@@ -184,7 +167,7 @@ pub fn dropin(
                 );
             }
             if let Some(text) = &text {
-                let want = dropin_argv(path, text);
+                let want = plan::dropin_argv(path, text);
                 let actual = st.exec_start.first();
                 match (want, actual) {
                     (Some(w), Some(a)) if verify::exec_matches(a, &w) => {}

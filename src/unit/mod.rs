@@ -145,6 +145,34 @@ pub struct UnitView {
     pub warnings: Vec<String>,
 }
 
+impl UnitView {
+    /// The values the vendor's own command line gives `--NAME`, in either
+    /// form (`--NAME=V`, `--NAME V`), in `ExecStart=` and through variables:
+    /// what the apiserver runs with once kaudit-node's drop-in is gone.
+    pub fn vendor_flag_values(&self, name: &str) -> Vec<String> {
+        let (bare, eq) = (format!("--{name}"), format!("--{name}="));
+        let spaced = format!("--{name} ");
+        let mut out = Vec::new();
+        let argv = self.exec_start.argv_values();
+        let mut words = argv.iter();
+        while let Some(w) = words.next() {
+            if let Some(v) = w.strip_prefix(&eq) {
+                out.push(v.to_string());
+            } else if *w == bare
+                && let Some(v) = words.next()
+            {
+                out.push(v.clone());
+            }
+        }
+        for f in &self.env_audit_flags {
+            if let Some(v) = f.flag.strip_prefix(&eq).or(f.flag.strip_prefix(&spaced)) {
+                out.push(v.to_string());
+            }
+        }
+        out
+    }
+}
+
 /// Checks a service unit name: `.service` suffix, systemd's characters
 /// (ASCII letters, digits, `:`, `-`, `_`, `.`, `\`), at most 255 bytes, no
 /// templates or instances (`foo@.service`, `foo@bar.service`).

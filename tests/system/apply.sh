@@ -106,6 +106,41 @@ scenario_kthw() {
 	PASSED+=("kthw: fresh apply, converged no-op, config change, invalid policy refused, rollback, overriding drop-in refused, remove")
 }
 
+# remove, when things are not simple: the vendor command line does not come
+# up (rolled back onto kaudit-node's configuration, never left down), and a
+# policy the vendor command line uses (kept).
+scenario_remove() {
+	boot kthw
+	local out rc pid hash
+	out=$(kn apply 2>&1) || fail "apply: $out"
+	wait_events || fail "no audit event after apply"
+	# The vendor's own flags now make the apiserver fail at start-up (the
+	# running process does not see this drop-in until a restart).
+	in_sb sh -c "printf '[Service]\nEnvironment=STANDIN_FAIL_IF_ARG=--audit-log-path=/var/log/audit.log\n' >$DDIR/10-test-fail.conf"
+	in_sb systemctl daemon-reload
+	pid=$(main_pid)
+	hash=$(node_hash)
+	out=$(kn remove 2>&1) && rc=0 || rc=$?
+	[[ $rc == 70 ]] || fail "remove onto a failing vendor command line: exit $rc, want 70: $out"
+	grep -q 'on the vendor command line; .*rolled back: the previous files are restored' <<<"$out" || fail "the rollback is not reported: $out"
+	[[ $(active) == active ]] || fail "remove left the apiserver down"
+	[[ $(main_pid) != "$pid" ]] || fail "not restarted after the rollback"
+	[[ $(flag_value "$(main_pid)" audit-log-path) == "$LOG" ]] || fail "not back on kaudit-node's configuration"
+	[[ $(node_hash) == "$hash" ]] || fail "kaudit-node's files were not put back"
+	in_sb rm "$DDIR/10-test-fail.conf"
+	in_sb systemctl daemon-reload
+
+	# A policy the vendor command line uses: remove keeps it.
+	in_sb sh -c "printf '[Service]\nExecStart=\nExecStart=/usr/local/bin/kube-apiserver --advertise-address=10.240.0.10 --audit-policy-file=$POLICY --audit-log-path=/var/log/audit.log\n' >$DDIR/10-vendor.conf"
+	out=$(kn apply 2>&1) || fail "apply with a vendor --audit-policy-file: $out"
+	out=$(kn remove 2>&1) || fail "remove with a vendor --audit-policy-file: $out"
+	grep -q "kept $POLICY: $UNIT's own command line uses it" <<<"$out" || fail "the kept policy is not reported: $out"
+	in_sb test -s "$POLICY" || fail "remove deleted the policy the vendor command line uses"
+	[[ $(active) == active ]] || fail "not active on the vendor command line"
+	[[ $(flag_value "$(main_pid)" audit-policy-file) == "$POLICY" ]] || fail "the vendor command line does not run"
+	PASSED+=("remove: a vendor command line that fails is rolled back onto kaudit-node's configuration (exit 70, active); a policy the vendor command line uses is kept")
+}
+
 scenario_contrib() {
 	boot contrib
 	local out pid
@@ -163,5 +198,5 @@ scenario_logrotate() {
 need_root
 build
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(kthw contrib hardened logrotate)
+((${#scenarios[@]})) || scenarios=(kthw remove contrib hardened logrotate)
 run_scenarios "${scenarios[@]}"
