@@ -37,6 +37,28 @@ boot_fp() {
 	"$SB" put "$DIR" "$FP_BIN" /usr/local/sbin/kaudit-node-failpoints 0755
 }
 
+# Starts `apply` (the failpoint build) in the background with POINT=wait and
+# returns once it waits there, for the test to change the world;
+# `fp_resume` lets it go on, waits for it, and sets FP_OUT to its output,
+# its exit code on the last line.
+fp_stop_at() {
+	local i
+	FP_POINT=$1
+	in_sb rm -f "/run/kaudit-node-failpoint.$FP_POINT" /run/fp.out
+	in_sb sh -c "KAUDIT_FAILPOINT=$FP_POINT=wait /usr/local/sbin/kaudit-node-failpoints apply >/run/fp.out 2>&1; echo \$? >>/run/fp.out" &
+	FP_WAITER=$!
+	for ((i = 0; i < 300; i++)); do
+		in_sb test -e "/run/kaudit-node-failpoint.$FP_POINT" && return 0
+		sleep 0.05
+	done
+	fail "apply never reached $FP_POINT: $(in_sb cat /run/fp.out)"
+}
+fp_resume() {
+	in_sb rm "/run/kaudit-node-failpoint.$FP_POINT"
+	wait "$FP_WAITER" || true
+	FP_OUT=$(in_sb cat /run/fp.out)
+}
+
 # The node is whole: no temporary file left, the unit with whatever drop-in
 # is there loads, the policy there validates, and the apiserver is active or
 # starts.
@@ -162,19 +184,11 @@ scenario_enospc() {
 	dropin0=$(in_sb sh -c "sha256sum <$DROPIN; stat -c '%a %U:%G %i' $DROPIN")
 	r0=$(reloads)
 	config $'[log]\nmaxage = 45\n[policy]\npreset = "cis"\n'
-	in_sb rm -f /run/kaudit-node-failpoint.between-writes /run/enospc.out
-	in_sb sh -c 'KAUDIT_FAILPOINT=between-writes=wait /usr/local/sbin/kaudit-node-failpoints apply >/run/enospc.out 2>&1; echo $? >>/run/enospc.out' &
-	local waiter=$! i
-	for ((i = 0; i < 300; i++)); do
-		in_sb test -e /run/kaudit-node-failpoint.between-writes && break
-		sleep 0.05
-	done
-	in_sb test -e /run/kaudit-node-failpoint.between-writes || fail "apply never reached between-writes: $(in_sb cat /run/enospc.out)"
+	fp_stop_at between-writes
 	[[ $(in_sb sh -c "sha256sum <$POLICY; stat -c '%a %U:%G' $POLICY") != "$policy0" ]] || fail "the policy was not the first file written"
 	in_sb sh -c "dd if=/dev/zero of=$DDIR/filler bs=4k 2>/dev/null || true"
-	in_sb rm /run/kaudit-node-failpoint.between-writes
-	wait "$waiter" || true
-	out=$(in_sb cat /run/enospc.out)
+	fp_resume
+	out=$FP_OUT
 	rc=$(tail -1 <<<"$out")
 	[[ $rc == 74 ]] || fail "disk full while writing: exit $rc, want 74: $out"
 	grep -q "$DROPIN.*No space left on device" <<<"$out" || fail "the message does not name the drop-in and ENOSPC: $out"
@@ -204,18 +218,10 @@ scenario_latedropin() {
 	hash0=$(files_hash)
 	r0=$(reloads)
 	config $'[log]\nmaxage = 46\n'
-	in_sb rm -f /run/kaudit-node-failpoint.after-backup /run/late.out
-	in_sb sh -c 'KAUDIT_FAILPOINT=after-backup=wait /usr/local/sbin/kaudit-node-failpoints apply >/run/late.out 2>&1; echo $? >>/run/late.out' &
-	local waiter=$! i
-	for ((i = 0; i < 300; i++)); do
-		in_sb test -e /run/kaudit-node-failpoint.after-backup && break
-		sleep 0.05
-	done
-	in_sb test -e /run/kaudit-node-failpoint.after-backup || fail "apply never reached after-backup: $(in_sb cat /run/late.out)"
+	fp_stop_at after-backup
 	in_sb sh -c "printf '[Service]\nExecStart=\nExecStart=/usr/local/bin/kube-apiserver --advertise-address=10.240.0.10 --v=4\n' >$DDIR/99-late.conf"
-	in_sb rm /run/kaudit-node-failpoint.after-backup
-	wait "$waiter" || true
-	out=$(in_sb cat /run/late.out)
+	fp_resume
+	out=$FP_OUT
 	rc=$(tail -1 <<<"$out")
 	[[ $rc == 65 ]] || fail "late drop-in: exit $rc, want 65: $out"
 	grep -q "99-late.conf); not restarting" <<<"$out" || fail "the message does not name the late drop-in: $out"
