@@ -41,7 +41,7 @@ die() {
 
 command -v cargo-deb >/dev/null || die "cargo-deb is missing: run packaging/install-tools.sh"
 command -v cargo-generate-rpm >/dev/null || die "cargo-generate-rpm is missing: run packaging/install-tools.sh"
-rustup target list --installed 2>/dev/null | grep -qx "$TARGET" ||
+grep -qx "$TARGET" <<<"$(rustup target list --installed 2>/dev/null)" ||
 	die "the $TARGET target is missing: run packaging/install-tools.sh"
 
 if [[ -z ${SOURCE_DATE_EPOCH:-} ]] && git rev-parse --git-dir >/dev/null 2>&1; then

@@ -107,10 +107,14 @@ same_list ".rpm --requires (no shared library: static)" "$(printf '%s\n' /bin/sh
 	"$(rpm -qp --requires "$RPM" 2>/dev/null | grep -v '^rpmlib(' | sort -u)"
 rpm -qp --scripts "$RPM" >"$tmp/rpm-scripts" 2>/dev/null
 same_list ".rpm scriptlets" $'postinstall\npostuninstall\npreuninstall' "$(sed -n 's/^\([a-z]*\) scriptlet.*/\1/p' "$tmp/rpm-scripts" | sort)"
-awk '/^postinstall scriptlet/,/^preuninstall scriptlet/' "$tmp/rpm-scripts" | grep -q '"$KAUDIT_NODE" apply' &&
+# (Sections into variables first: `awk … | grep -q` under pipefail fails at
+# random when grep exits before awk has written everything.)
+rpm_post=$(awk '/^postinstall scriptlet/,/^preuninstall scriptlet/' "$tmp/rpm-scripts")
+rpm_preun=$(awk '/^preuninstall scriptlet/,/^postuninstall scriptlet/' "$tmp/rpm-scripts")
+grep -q '"$KAUDIT_NODE" apply' <<<"$rpm_post" &&
 	ok ".rpm %post runs kaudit-node apply" || bad ".rpm %post does not run kaudit-node apply"
-awk '/^preuninstall scriptlet/,/^postuninstall scriptlet/' "$tmp/rpm-scripts" | grep -q 'if \[ "$1" = 0 \]' &&
-	awk '/^preuninstall scriptlet/,/^postuninstall scriptlet/' "$tmp/rpm-scripts" | grep -q '"$KAUDIT_NODE" remove' &&
+grep -q 'if \[ "$1" = 0 \]' <<<"$rpm_preun" &&
+	grep -q '"$KAUDIT_NODE" remove' <<<"$rpm_preun" &&
 	ok ".rpm %preun runs kaudit-node remove on erase only" || bad ".rpm %preun"
 grep -q 'KAUDIT_NODE_NO_APPLY' "$tmp/rpm-scripts" && ok ".rpm honours KAUDIT_NODE_NO_APPLY" || bad ".rpm: no KAUDIT_NODE_NO_APPLY"
 ! grep -q '/var/log' "$tmp/rpm-scripts" && ok ".rpm scriptlets never touch /var/log" || bad ".rpm scriptlets mention /var/log"
@@ -126,7 +130,7 @@ else
 fi
 ldd "$tmp/deb/usr/sbin/kaudit-node" 2>&1 | grep -Eq 'statically linked|not a dynamic executable' &&
 	ok "the binary is statically linked ($(file -b "$tmp/deb/usr/sbin/kaudit-node" | cut -d, -f1,5 | tr -s ' '))" || bad "the binary is dynamic: $(ldd "$tmp/deb/usr/sbin/kaudit-node" 2>&1)"
-"$tmp/deb/usr/sbin/kaudit-node" --version | grep -qx "kaudit-node $version" && ok "the binary runs: kaudit-node $version" || bad "the binary does not run"
+grep -qx "kaudit-node $version" <<<"$("$tmp/deb/usr/sbin/kaudit-node" --version)" && ok "the binary runs: kaudit-node $version" || bad "the binary does not run"
 
 for page in usr/share/man/man8/kaudit-node.8.gz usr/share/man/man5/kaudit-node.toml.5.gz; do
 	for root in deb rpm; do

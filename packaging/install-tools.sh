@@ -26,7 +26,7 @@ if ((${#need[@]})); then
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-if ! rustup target list --installed | grep -qx "$TARGET"; then
+if ! grep -qx "$TARGET" <<<"$(rustup target list --installed)"; then
 	say "rustup target add $TARGET"
 	rustup target add "$TARGET"
 fi
@@ -34,7 +34,7 @@ fi
 # cargo install NAME VERSION, unless `cargo NAME-without-cargo- --version` says VERSION.
 install_crate() {
 	local crate=$1 version=$2 sub=${1#cargo-} t0=$SECONDS
-	if cargo "$sub" --version 2>/dev/null | grep -qw "$version"; then
+	if grep -qw "$version" <<<"$(cargo "$sub" --version 2>/dev/null)"; then
 		say "$crate $version already installed"
 		return 0
 	fi

@@ -43,7 +43,7 @@ trap cleanup EXIT
 command -v hyperfine >/dev/null || die "hyperfine is missing: apt-get install -y hyperfine"
 
 cd "$REPO"
-rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+grep -qx "$TARGET" <<<"$(rustup target list --installed)" || rustup target add "$TARGET"
 cargo build -q --release --target "$TARGET" -p kaudit-node
 cargo build -q -p kube-apiserver-standin
 BIN=$REPO/target/$TARGET/release/kaudit-node

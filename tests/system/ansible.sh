@@ -103,7 +103,7 @@ print(int(d.timestamp()) * 1000000 + d.microsecond)'
 wait_events() {
 	local i
 	for ((i = 0; i < 150; i++)); do
-		if in_node "$1" sh -c "grep -c '\"kind\":\"Event\"' $LOG 2>/dev/null" | grep -qv '^0$'; then
+		if grep -qv '^0$' <<<"$(in_node "$1" sh -c "grep -c '\"kind\":\"Event\"' $LOG 2>/dev/null")"; then
 			return 0
 		fi
 		sleep 0.1

@@ -37,7 +37,7 @@ scenario_kthw() {
 	[[ $(flag_value "$pid1" audit-policy-file) == "$POLICY" ]] || fail "--audit-policy-file is not effective"
 	[[ $(flag_value "$pid1" audit-log-maxbackup) == 10 ]] || fail "--audit-log-maxbackup is not 10"
 	[[ $(cmdline "$pid1" | grep -c '^--audit-log-path') == 1 ]] || fail "duplicate --audit-log-path in the cmdline"
-	in_sb sh -c "readlink /proc/$pid1/fd/*" 2>/dev/null | grep -qx "$LOG" || fail "PID $pid1 does not hold $LOG open"
+	grep -qx "$LOG" <<<"$(in_sb sh -c "readlink /proc/$pid1/fd/*" 2>/dev/null)" || fail "PID $pid1 does not hold $LOG open"
 
 	# Apply again: converged. Same PID, no daemon-reload, exit 0.
 	r0=$(reloads)
@@ -100,7 +100,7 @@ scenario_kthw() {
 	[[ $(active) == active ]] || fail "remove: not active"
 	[[ $pid4 != "$pid3" ]] || fail "remove: not restarted"
 	[[ $(flag_value "$pid4" audit-log-path) == /var/log/audit.log ]] || fail "remove: not on the vendor command line"
-	cmdline "$pid4" | grep -q '^--audit-policy-file' && fail "remove: --audit-policy-file still there"
+	grep -q '^--audit-policy-file' <<<"$(cmdline "$pid4")" && fail "remove: --audit-policy-file still there"
 	in_sb test ! -e "$DROPIN" || fail "remove: drop-in still there"
 	in_sb test -s "$LOG" || fail "remove: the audit log was not kept"
 	PASSED+=("kthw: fresh apply, converged no-op, config change, invalid policy refused, rollback, overriding drop-in refused, remove")

@@ -114,7 +114,7 @@ scenario_timer() {
 	grep -qx "kaudit_node_status{unit=\"$UNIT\"} 0" <<<"$prom" || fail "$PROM: status is not 0: $prom"
 	grep -qx "kaudit_node_probe_state{probe=\"log_open\",unit=\"$UNIT\"} 0" <<<"$prom" || fail "$PROM: log_open not 0 under the service's sandbox: $prom"
 	grep -q '^# TYPE kaudit_node_log_age_seconds gauge$' <<<"$prom" || fail "$PROM: no log age gauge"
-	in_sb sh -c "ls -A $PROMDIR" | grep -qvx 'kaudit-node.prom' && fail "a temporary file was left in $PROMDIR"
+	grep -qvx 'kaudit-node.prom' <<<"$(in_sb sh -c "ls -A $PROMDIR")" && fail "a temporary file was left in $PROMDIR"
 	in_sb systemctl enable --now kaudit-node-check.timer >/dev/null 2>&1 || fail "cannot enable the timer"
 	[[ $(in_sb systemctl is-active kaudit-node-check.timer) == active ]] || fail "the timer is not active"
 	in_sb systemctl disable --now kaudit-node-check.timer >/dev/null 2>&1

@@ -54,7 +54,7 @@ root_for() {
 }
 
 cd "$REPO"
-rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+grep -qx "$TARGET" <<<"$(rustup target list --installed)" || rustup target add "$TARGET"
 cargo build -q --release --target "$TARGET" -p kaudit-node -p kube-apiserver-standin
 export KAUDIT_BIN=$REPO/target/$TARGET/release/kaudit-node
 export STANDIN_BIN=$REPO/target/$TARGET/release/kube-apiserver-standin

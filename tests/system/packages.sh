@@ -80,7 +80,7 @@ assert_vendor_back() {
 	in_sb test ! -e "$DROPIN" || fail "$what: the drop-in is still there"
 	in_sb test ! -e "$POLICY" || fail "$what: the installed policy is still there"
 	[[ $(flag_value "$pid" audit-log-path) == "$VENDOR_LOG" ]] || fail "$what: not on the vendor command line: $(cmdline "$pid" | tr '\n' ' ')"
-	cmdline "$pid" | grep -q '^--audit-policy-file' && fail "$what: --audit-policy-file still in the command line"
+	grep -q '^--audit-policy-file' <<<"$(cmdline "$pid")" && fail "$what: --audit-policy-file still in the command line"
 	[[ $(events) =~ ^[1-9] ]] || fail "$what: the audit log $LOG was not kept"
 	return 0
 }

@@ -143,7 +143,7 @@ cmd_up() {
 	check_prerequisites
 	bin=${STANDIN_BIN:-$REPO/target/debug/kube-apiserver-standin}
 	[[ -x $bin ]] || die "no stand-in binary at $bin: run 'cargo build -p kube-apiserver-standin' (or set STANDIN_BIN)"
-	"$bin" --version | grep -q standin || die "$bin is not the kube-apiserver TEST STAND-IN"
+	grep -q standin <<<"$("$bin" --version)" || die "$bin is not the kube-apiserver TEST STAND-IN"
 	if [[ -e $dir ]]; then
 		# shellcheck source=/dev/null
 		if [[ -f $dir/env ]] && (source "$dir/env" && pid_is "${NSPAWN_PID:-}" systemd-nspawn); then

@@ -118,12 +118,12 @@ EOF
 "$SB" put "$DIR" "$WORK/50-audit.conf" "/etc/systemd/system/$UNIT.d/50-audit.conf"
 in_sb systemctl daemon-reload
 [[ $(unit_prop NeedDaemonReload) == no ]] || fail "NeedDaemonReload after daemon-reload"
-in_sb systemctl show -p DropInPaths --value "$UNIT" | grep -q 50-audit.conf || fail "drop-in not loaded"
+grep -q 50-audit.conf <<<"$(in_sb systemctl show -p DropInPaths --value "$UNIT")" || fail "drop-in not loaded"
 
 t=$(now)
 in_sb systemctl restart "$UNIT"
 has_event_line() {
-	[[ -s $ROOT$AUDIT_LOG ]] && head -n 1 "$ROOT$AUDIT_LOG" | grep -q '^{"kind":"Event","apiVersion":"audit.k8s.io/v1",'
+	[[ -s $ROOT$AUDIT_LOG ]] && grep -q '^{"kind":"Event","apiVersion":"audit.k8s.io/v1",' <<<"$(head -n 1 "$ROOT$AUDIT_LOG")"
 }
 wait_for 10 has_event_line || fail "no audit event in $AUDIT_LOG within 10 s of the restart"
 first_event=$(since "$t")
@@ -137,7 +137,7 @@ assert ev["kind"] == "Event" and ev["apiVersion"] == "audit.k8s.io/v1", ev
 assert ev["level"] == "Metadata", ev
 ' || fail "the first line is not a Metadata audit Event"
 # shellcheck disable=SC2016 # expanded by the container's sh
-in_sb sh -c 'for fd in /proc/$1/fd/*; do readlink "$fd"; done' sh "$newpid" | grep -qx "$AUDIT_LOG" ||
+grep -qx "$AUDIT_LOG" <<<"$(in_sb sh -c 'for fd in /proc/$1/fd/*; do readlink "$fd"; done' sh "$newpid")" ||
 	fail "MainPID $newpid has no descriptor on $AUDIT_LOG"
 in_sb cat "/proc/$newpid/cmdline" | tr '\0' '\n' | grep -- '^--audit-log-path=' | tail -n 1 |
 	grep -qx -- "--audit-log-path=$AUDIT_LOG" || fail "the effective --audit-log-path is not $AUDIT_LOG"
