@@ -64,7 +64,8 @@ suites=("$@")
 results=()
 for suite in "${suites[@]}"; do
 	lower=$(root_for "$suite")
-	version=$(chroot "$lower" systemctl --version | head -1)
+	version=$(chroot "$lower" systemctl --version)
+	version=${version%%$'\n'*}
 	say "$suite: $version"
 	t0=$SECONDS
 	SANDBOX_LOWER=$lower bash "$HERE/apply.sh"
