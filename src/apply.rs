@@ -705,8 +705,10 @@ fn rollback(
         return;
     }
     progress("rolling back to the previous configuration");
+    // A file that cannot be put back does not stop the rest: the apiserver
+    // must come back up in any case.
+    let restored = backup.restore(root);
     let r = (|| -> Result<()> {
-        backup.restore(root)?;
         // Undo only what was done: after a failed write systemd never read
         // the new files and the apiserver was never touched.
         if reached >= Reached::Reloaded {
@@ -734,8 +736,26 @@ fn rollback(
         }
         Ok(())
     })();
-    match r {
-        Ok(()) => {
+    match (restored, r) {
+        (Err(e), Ok(())) => rep.warnings.push(format!(
+            "ROLLBACK INCOMPLETE: {}{}",
+            e.message,
+            match rep.new_main_pid {
+                Some(pid) if reached == Reached::Restarted => {
+                    format!("; {} is active again (main PID {pid})", s.unit)
+                }
+                _ => String::new(),
+            }
+        )),
+        (restored, Err(e)) => rep.warnings.push(format!(
+            "ROLLBACK FAILED: {}{}",
+            e.message,
+            restored
+                .err()
+                .map(|r| format!("; and {}", r.message))
+                .unwrap_or_default()
+        )),
+        (Ok(()), Ok(())) => {
             rep.rolled_back = true;
             rep.actions.push("rollback".into());
             rep.rollback = Some(match reached {
@@ -748,7 +768,6 @@ fn rollback(
                 ),
             });
         }
-        Err(e) => rep.warnings.push(format!("ROLLBACK FAILED: {}", e.message)),
     }
 }
 

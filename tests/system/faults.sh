@@ -13,6 +13,8 @@
 #   refused before any change, nothing half-written;
 # - a filesystem filling up between two writes (after the preflight): the
 #   real ENOSPC, the written file put back, no restart;
+# - the apiserver failing on the new configuration while the policy's
+#   filesystem is full: the rollback restores what it can and restarts;
 # - an overriding drop-in appearing during apply: refused after the reload,
 #   files put back, no restart;
 # - 10 concurrent applies: serialized, exactly one restart;
@@ -205,6 +207,38 @@ scenario_enospc() {
 	PASSED+=("filesystem full after the preflight, between two writes: real ENOSPC on the drop-in, exit 74, the policy put back, the drop-in untouched, no reload, no restart; the next apply converges")
 }
 
+# Two faults at once: the apiserver fails on the new configuration, and
+# the filesystem of the policy is full when the rollback must put the old
+# policy back. The rollback restores what it can (the drop-in), still
+# reloads and restarts, and says what it could not restore: the apiserver
+# is back up on the old command line (with the new, valid, policy).
+scenario_doublefault() {
+	boot_fp kthw
+	local out rc
+	in_sb sh -c "mkdir -p /etc/kubernetes && mount -t tmpfs -o size=256k,mode=0755 kaudit-policy /etc/kubernetes"
+	out=$(kn apply 2>&1) || fail "first apply: $out"
+	in_sb sh -c "printf '[Service]\nEnvironment=STANDIN_FAIL_IF_ARG=--audit-log-maxage=47\n' >$DDIR/10-test-fail.conf"
+	in_sb systemctl daemon-reload
+	config $'[log]\nmaxage = 47\n[policy]\npreset = "cis"\n[apply]\nverify_timeout = "20s"\n'
+	fp_stop_at after-reload
+	in_sb sh -c "dd if=/dev/zero of=/etc/kubernetes/filler bs=4k 2>/dev/null || true"
+	fp_resume
+	out=$FP_OUT
+	rc=$(tail -1 <<<"$out")
+	[[ $rc != 0 ]] || fail "apply succeeded: $out"
+	grep -q "ROLLBACK INCOMPLETE: $POLICY: .*No space left on device.*; $UNIT is active again (main PID [0-9]*)" <<<"$out" ||
+		fail "the incomplete rollback is not reported: $out"
+	[[ $(active) == active ]] || fail "the apiserver was left down"
+	[[ $(flag_value "$(main_pid)" audit-log-maxage) == 30 ]] || fail "not back on the previous command line (maxage $(flag_value "$(main_pid)" audit-log-maxage))"
+	[[ $(leftovers) == 0 ]] || fail "temporary files left behind"
+	# Space again, the cause fixed: the next apply converges.
+	in_sb rm /etc/kubernetes/filler "$DDIR/10-test-fail.conf"
+	in_sb systemctl daemon-reload
+	out=$(kn apply 2>&1) || fail "apply after the repair: $out"
+	[[ $(flag_value "$(main_pid)" audit-log-maxage) == 47 ]] || fail "the next apply did not converge"
+	PASSED+=("the apiserver failing on the new configuration and the policy's filesystem full during the rollback: the drop-in put back, reloaded, restarted, active on the previous command line; the unrestorable policy named (ROLLBACK INCOMPLETE); the next apply converges")
+}
+
 # An admin's drop-in that overrides ExecStart appears while apply runs
 # (after its plan, before its reload): systemd's effective ExecStart after
 # the reload is not kaudit-node's, so apply refuses to restart, puts its
@@ -299,5 +333,5 @@ build
 CARGO_TARGET_DIR=$REPO/target/failpoints cargo build -q --locked -p kaudit-node --features failpoints
 FP_BIN=$REPO/target/failpoints/debug/kaudit-node
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(crash startlimit jobtimeout nobus diskfull enospc latedropin concurrent stalelock security)
+((${#scenarios[@]})) || scenarios=(crash startlimit jobtimeout nobus diskfull enospc doublefault latedropin concurrent stalelock security)
 run_scenarios "${scenarios[@]}"
