@@ -41,8 +41,8 @@ boot_fp() {
 
 # Starts `apply` (the failpoint build) in the background with POINT=wait and
 # returns once it waits there, for the test to change the world;
-# `fp_resume` lets it go on, waits for it, and sets FP_OUT to its output,
-# its exit code on the last line.
+# `fp_resume` lets it go on, waits for it, and sets FP_OUT to its output
+# and FP_RC to its exit code.
 fp_stop_at() {
 	local i
 	FP_POINT=$1
@@ -59,6 +59,16 @@ fp_resume() {
 	in_sb rm "/run/kaudit-node-failpoint.$FP_POINT"
 	wait "$FP_WAITER" || true
 	FP_OUT=$(in_sb cat /run/fp.out)
+	FP_RC=${FP_OUT##*$'\n'}
+	FP_OUT=${FP_OUT%$'\n'*}
+}
+
+# After a fault is repaired: the next apply converges, the apiserver
+# running with --audit-log-maxage=AGE. WHAT names the repair.
+assert_converges() {
+	local age=$1 what=$2 out
+	out=$(kn apply 2>&1) || fail "apply after $what: $out"
+	[[ $(flag_value "$(main_pid)" audit-log-maxage) == "$age" ]] || fail "the next apply after $what did not converge"
 }
 
 # The node is whole: no temporary file left, the unit with whatever drop-in
@@ -190,8 +200,7 @@ scenario_enospc() {
 	[[ $(in_sb sh -c "sha256sum <$POLICY; stat -c '%a %U:%G' $POLICY") != "$policy0" ]] || fail "the policy was not the first file written"
 	in_sb sh -c "dd if=/dev/zero of=$DDIR/filler bs=4k 2>/dev/null || true"
 	fp_resume
-	out=$FP_OUT
-	rc=$(tail -1 <<<"$out")
+	out=$FP_OUT rc=$FP_RC
 	[[ $rc == 74 ]] || fail "disk full while writing: exit $rc, want 74: $out"
 	grep -q "$DROPIN.*No space left on device" <<<"$out" || fail "the message does not name the drop-in and ENOSPC: $out"
 	grep -qi 'rolled back\|restored' <<<"$out" || fail "no rollback reported: $out"
@@ -202,8 +211,7 @@ scenario_enospc() {
 	[[ $(reloads) == "$r0" ]] || fail "systemd was reloaded although it never saw a new file"
 	# Space again: the next apply converges on the new configuration.
 	in_sb rm "$DDIR/filler"
-	out=$(kn apply 2>&1) || fail "apply after freeing space: $out"
-	[[ $(flag_value "$(main_pid)" audit-log-maxage) == 45 ]] || fail "the next apply did not converge"
+	assert_converges 45 "freeing space"
 	PASSED+=("filesystem full after the preflight, between two writes: real ENOSPC on the drop-in, exit 74, the policy put back, the drop-in untouched, no reload, no restart; the next apply converges")
 }
 
@@ -223,8 +231,7 @@ scenario_doublefault() {
 	fp_stop_at after-reload
 	in_sb sh -c "dd if=/dev/zero of=/etc/kubernetes/filler bs=4k 2>/dev/null || true"
 	fp_resume
-	out=$FP_OUT
-	rc=$(tail -1 <<<"$out")
+	out=$FP_OUT rc=$FP_RC
 	[[ $rc != 0 ]] || fail "apply succeeded: $out"
 	grep -q "ROLLBACK INCOMPLETE: $POLICY: .*No space left on device.*; $UNIT is active again (main PID [0-9]*)" <<<"$out" ||
 		fail "the incomplete rollback is not reported: $out"
@@ -234,8 +241,7 @@ scenario_doublefault() {
 	# Space again, the cause fixed: the next apply converges.
 	in_sb rm /etc/kubernetes/filler "$DDIR/10-test-fail.conf"
 	in_sb systemctl daemon-reload
-	out=$(kn apply 2>&1) || fail "apply after the repair: $out"
-	[[ $(flag_value "$(main_pid)" audit-log-maxage) == 47 ]] || fail "the next apply did not converge"
+	assert_converges 47 "the repair"
 	PASSED+=("the apiserver failing on the new configuration and the policy's filesystem full during the rollback: the drop-in put back, reloaded, restarted, active on the previous command line; the unrestorable policy named (ROLLBACK INCOMPLETE); the next apply converges")
 }
 
@@ -255,8 +261,7 @@ scenario_latedropin() {
 	fp_stop_at after-backup
 	in_sb sh -c "printf '[Service]\nExecStart=\nExecStart=/usr/local/bin/kube-apiserver --advertise-address=10.240.0.10 --v=4\n' >$DDIR/99-late.conf"
 	fp_resume
-	out=$FP_OUT
-	rc=$(tail -1 <<<"$out")
+	out=$FP_OUT rc=$FP_RC
 	[[ $rc == 65 ]] || fail "late drop-in: exit $rc, want 65: $out"
 	grep -q "99-late.conf); not restarting" <<<"$out" || fail "the message does not name the late drop-in: $out"
 	grep -q 'rolled back: .*the apiserver was not restarted' <<<"$out" || fail "the rollback is not reported as such: $out"
@@ -265,8 +270,7 @@ scenario_latedropin() {
 	[[ $(($(reloads) - r0)) == 2 ]] || fail "want 2 daemon-reloads (apply's, the rollback's), got $(($(reloads) - r0))"
 	# The admin removes the drop-in: the next apply converges.
 	in_sb rm "$DDIR/99-late.conf"
-	out=$(kn apply 2>&1) || fail "apply after removing the late drop-in: $out"
-	[[ $(flag_value "$(main_pid)" audit-log-maxage) == 46 ]] || fail "the next apply did not converge"
+	assert_converges 46 "removing the late drop-in"
 	PASSED+=("an overriding drop-in appearing during apply: refused after the reload (exit 65, named), files put back and reloaded, the apiserver not restarted; the next apply converges")
 }
 
