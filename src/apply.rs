@@ -814,7 +814,7 @@ pub fn remove(
             } else {
                 match crate::unit::load(root, &s.unit, observe::DROPIN_NAME) {
                     Ok(v)
-                        if v.vendor_flag_values("audit-policy-file")
+                        if v.vendor_audit_flag_values("audit-policy-file")
                             .iter()
                             .any(|f| Path::new(f) == policy) =>
                     {

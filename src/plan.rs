@@ -405,7 +405,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     {
         let p = s.policy_path.display();
         let used = if view
-            .vendor_flag_values("audit-policy-file")
+            .vendor_audit_flag_values("audit-policy-file")
             .iter()
             .any(|v| Path::new(v) == s.policy_path)
         {

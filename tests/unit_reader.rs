@@ -196,26 +196,26 @@ fn contrib_unit_with_environment_files() {
     // What the vendor's command line gives a flag, through a variable,
     // in either form.
     assert_eq!(
-        v.vendor_flag_values("audit-log-path"),
+        v.vendor_audit_flag_values("audit-log-path"),
         ["/var/log/kubernetes/audit.log"]
     );
-    assert_eq!(v.vendor_flag_values("audit-log-maxage"), ["7"]);
-    assert!(v.vendor_flag_values("audit-policy-file").is_empty());
+    assert_eq!(v.vendor_audit_flag_values("audit-log-maxage"), ["7"]);
+    assert!(v.vendor_audit_flag_values("audit-policy-file").is_empty());
 }
 
 #[test]
-fn vendor_flag_values_in_exec_start() {
+fn vendor_audit_flag_values_in_exec_start() {
     let t = Tree::new();
     t.unit(
         "[Service]\nExecStart=/usr/local/bin/kube-apiserver --audit-policy-file=/a.yaml \\\n  --audit-policy-file /b.yaml --audit-log-path=/x.log --v=2\n",
     );
     let v = t.load();
     assert_eq!(
-        v.vendor_flag_values("audit-policy-file"),
+        v.vendor_audit_flag_values("audit-policy-file"),
         ["/a.yaml", "/b.yaml"]
     );
-    assert_eq!(v.vendor_flag_values("audit-log-path"), ["/x.log"]);
-    assert!(v.vendor_flag_values("audit-log").is_empty());
+    assert_eq!(v.vendor_audit_flag_values("audit-log-path"), ["/x.log"]);
+    assert!(v.vendor_audit_flag_values("audit-log").is_empty());
 }
 
 #[test]

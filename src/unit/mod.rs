@@ -146,30 +146,24 @@ pub struct UnitView {
 }
 
 impl UnitView {
-    /// The values the vendor's own command line gives `--NAME`, in either
-    /// form (`--NAME=V`, `--NAME V`), in `ExecStart=` and through variables:
-    /// what the apiserver runs with once kaudit-node's drop-in is gone.
-    pub fn vendor_flag_values(&self, name: &str) -> Vec<String> {
-        let (bare, eq) = (format!("--{name}"), format!("--{name}="));
-        let spaced = format!("--{name} ");
-        let mut out = Vec::new();
-        let argv = self.exec_start.argv_values();
-        let mut words = argv.iter();
-        while let Some(w) = words.next() {
-            if let Some(v) = w.strip_prefix(&eq) {
-                out.push(v.to_string());
-            } else if *w == bare
-                && let Some(v) = words.next()
-            {
-                out.push(v.clone());
-            }
-        }
-        for f in &self.env_audit_flags {
-            if let Some(v) = f.flag.strip_prefix(&eq).or(f.flag.strip_prefix(&spaced)) {
-                out.push(v.to_string());
-            }
-        }
-        out
+    /// The values the vendor's own command line gives the audit flag
+    /// `--NAME`, in either form (`--NAME=V`, `--NAME V`), in `ExecStart=`
+    /// and through variables: what the apiserver runs with once
+    /// kaudit-node's drop-in is gone.
+    pub fn vendor_audit_flag_values(&self, name: &str) -> Vec<String> {
+        let flag = format!("--{name}");
+        let (_, removed) = self.exec_start.strip_audit_flags();
+        let in_exec = removed
+            .into_iter()
+            .filter(|f| f.name == flag)
+            .filter_map(|f| f.value);
+        let in_env = self.env_audit_flags.iter().filter_map(|f| {
+            let rest = f.flag.strip_prefix(&flag)?;
+            rest.strip_prefix('=')
+                .or(rest.strip_prefix(' '))
+                .map(str::to_string)
+        });
+        in_exec.chain(in_env).collect()
     }
 }
 
@@ -356,7 +350,6 @@ fn glob_files(root: &Root, pattern: &str) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Where a search found nothing: every place systemd looks.
 /// Where a node that runs kube-apiserver as a static pod keeps its
 /// manifest (kubeadm; RKE2). Such a node has no unit for kaudit-node to
 /// configure, and the error says so instead of only "no such unit".
