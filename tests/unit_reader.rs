@@ -1224,6 +1224,41 @@ fn systemd_reads_tricky_command_lines_as_kaudit_node_does() {
     }
 }
 
+/// Found by fuzzing: a word ending in a backslash and a blank (`b\ `,
+/// which systemd keeps as both characters) that ends the command once the
+/// audit flags after it are stripped. Re-emitted as is, the unit parser
+/// would strip the blank at the end of the line.
+#[test]
+fn systemd_reads_a_last_word_ending_in_backslash_blank_as_kaudit_node_does() {
+    if !have_systemd_analyze() {
+        return;
+    }
+    let t = Tree::new();
+    add_targets(&t);
+    t.exe("/usr/bin/kube-apiserver");
+    t.unit("[Service]\nExecStart=/usr/bin/kube-apiserver --v=2 b\\  --audit-log-path=/x\n");
+    let v = t.load();
+    let original = systemd_dump(&t).argv;
+    assert_eq!(
+        original,
+        [
+            "/usr/bin/kube-apiserver",
+            "--v=2",
+            "b\\ ",
+            "--audit-log-path=/x"
+        ]
+    );
+    assert_eq!(v.exec_start.argv_values(), original);
+    let (stripped, _) = v.exec_start.strip_audit_flags();
+    let rendered = unit::render_exec_start(&stripped, &[]);
+    drop_in(&t, &rendered);
+    assert_eq!(
+        systemd_dump(&t).argv,
+        original[..3],
+        "re-emitted as\n{rendered}"
+    );
+}
+
 #[test]
 fn systemd_applies_the_same_dropins() {
     if !have_systemd_analyze() {

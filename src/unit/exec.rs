@@ -308,12 +308,25 @@ fn validate_executable(path: &str, raw: &str) -> Result<()> {
 /// Only the last word of a command can end in a lone backslash (systemd
 /// keeps it as a literal `\`); written at the end of a line it would become
 /// a continuation, so it is doubled (`\\` unescapes to the same `\`).
+/// A word ending in a backslash and a blank (`a\ `, which systemd's relaxed
+/// unescaping keeps as both characters) would lose the blank at the end of
+/// a line, where the unit parser strips it: `\\` and a hex escape
+/// (`a\\\x20`) give the same two characters (found by fuzzing; checked
+/// against systemd in tests/unit_reader.rs).
 fn emit_raw(w: &Word) -> String {
-    if super::parse::ends_escaped(&w.raw) {
-        format!("{}\\", w.raw)
-    } else {
-        w.raw.clone()
+    let raw = &w.raw;
+    if super::parse::ends_escaped(raw) {
+        return format!("{raw}\\");
     }
+    if let Some(blank) = raw
+        .chars()
+        .last()
+        .filter(|c| matches!(c, ' ' | '\t' | '\r'))
+        && super::parse::ends_escaped(&raw[..raw.len() - 1])
+    {
+        return format!("{}\\\\\\x{:02x}", &raw[..raw.len() - 2], blank as u32);
+    }
+    raw.clone()
 }
 
 impl Command {
