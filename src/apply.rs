@@ -47,7 +47,7 @@ pub struct Report {
     pub failed_step: Option<String>,
     pub error: Option<String>,
     pub rolled_back: bool,
-    /// What the rollback undid, in words.
+    /// What the rollback undid, in words (set with `rolled_back`).
     pub rollback: Option<String>,
     /// The exit code of the failure (sysexits), when there is one.
     #[serde(skip)]
@@ -55,6 +55,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// Records the step that failed and why.
+    fn fail(&mut self, step: &str, e: Error) {
+        self.failed_step = Some(step.to_string());
+        self.error = Some(e.message);
+        self.code = Some(e.code);
+    }
+
     /// The process exit code without --detailed-exitcodes: 0, or the
     /// failure's sysexits code (65 bad data, 74 I/O, 70 failed and rolled back…).
     pub fn exit_code(&self) -> ExitCode {
@@ -446,19 +453,13 @@ pub fn apply(
         warnings: p.warnings.clone(),
         ..Report::default()
     };
-    let fail = |rep: &mut Report, step: &str, e: Error| {
-        rep.failed_step = Some(step.to_string());
-        rep.error = Some(e.message);
-        rep.code = Some(e.code);
-    };
-
     let st = match sd
         .status(&s.unit)
         .and_then(|st| require_loaded(&s.unit, &st).map(|_| st))
     {
         Ok(st) => st,
         Err(e) => {
-            fail(&mut rep, "observe", e);
+            rep.fail("observe", e);
             return rep;
         }
     };
@@ -486,7 +487,7 @@ pub fn apply(
     if files_changed {
         let log_dir = s.log.path.parent().unwrap_or(Path::new("/"));
         if let Err(e) = preflight_space(root, p, log_dir) {
-            fail(&mut rep, "preflight", e);
+            rep.fail("preflight", e);
             return rep;
         }
     }
@@ -502,7 +503,7 @@ pub fn apply(
         let written = effects::write_plan(root, p);
         rep.write_ms = Some(t.elapsed().as_millis() as u64);
         if let Err(e) = written {
-            fail(&mut rep, "write", e);
+            rep.fail("write", e);
             rollback(
                 root,
                 sd,
@@ -614,7 +615,7 @@ pub fn apply(
     })();
 
     if let Err(StepError { step, error }) = result {
-        fail(&mut rep, step, error);
+        rep.fail(step, error);
         if touched || reached > Reached::Written {
             rollback(root, sd, s, &backup, &st, reached, &mut rep, progress);
         }
@@ -901,15 +902,14 @@ pub fn remove(
     })();
     if let Err(e) = result {
         // The apiserver is never left down: put kaudit-node's files back.
-        rep.failed_step = Some("restart".into());
-        rep.error = Some(e.message.clone());
-        rep.code = Some(e.code);
+        let (code, message) = (e.code, e.message.clone());
+        rep.fail("restart", e);
         rollback(root, sd, s, &backup, &st, reached, &mut rep, progress);
-        let how = match (&rep.rollback, rep.rolled_back) {
-            (Some(how), true) => format!("rolled back: {how}"),
-            _ => rep.warnings.join("; "),
+        let how = match rep.rollback.as_deref() {
+            Some(how) => format!("rolled back: {how}"),
+            None => rep.warnings.join("; "),
         };
-        return Err(Error::new(e.code, format!("{}; {how}", e.message)));
+        return Err(Error::new(code, format!("{message}; {how}")));
     }
     Ok(rep)
 }

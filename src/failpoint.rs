@@ -38,14 +38,14 @@ pub fn hit(name: &str) {
 /// Waits (once per point and process) until the test removes the file.
 #[cfg(feature = "failpoints")]
 fn wait_once(name: &str) {
-    use std::collections::HashSet;
+    use std::collections::BTreeSet;
     use std::sync::Mutex;
-    static WAITED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-    let mut waited = WAITED.lock().unwrap_or_else(|e| e.into_inner());
-    if !waited
-        .get_or_insert_with(HashSet::new)
-        .insert(name.to_string())
-    {
+    static WAITED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let first = WAITED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(name.to_string());
+    if !first {
         return;
     }
     let flag = format!("/run/kaudit-node-failpoint.{name}");

@@ -163,7 +163,7 @@ pub fn apply_text(r: &crate::apply::Report) -> String {
     if let Some(ms) = r.first_event_ms {
         let _ = writeln!(t, "  first audit event {ms} ms after the restart");
     }
-    if let Some(how) = r.rollback.as_deref().filter(|_| r.rolled_back) {
+    if let Some(how) = &r.rollback {
         let _ = writeln!(t, "  rolled back: {how}");
     }
     for n in &r.notes {
