@@ -36,10 +36,10 @@ step "Ansible role (contrib/ansible): ansible-lint; a rollout to three sandbox n
 bash contrib/ansible/lint.sh
 bash tests/system/ansible.sh
 
-step "fuzzing: each cargo-fuzz target, 10,000 runs from a fixed seed on its committed corpus"
+step "fuzzing: each cargo-fuzz target, 50,000 runs from a fixed seed on its committed corpus"
 # Fixed runs and seed: a failure here reproduces with the same command.
 # Exploration with random seeds: bash fuzz/run.sh SECONDS (fuzz/README.md).
-bash fuzz/run.sh --runs 10000 --seed 1
+bash fuzz/run.sh --runs 50000 --seed 1
 
 step "benchmarks, quick (they report figures; timing never fails the build)"
 bash tests/bench/run.sh --quick
