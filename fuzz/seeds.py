@@ -3,7 +3,8 @@
 
     python3 fuzz/seeds.py OUTDIR
 
-writes OUTDIR/unit/, OUTDIR/unit_load/, OUTDIR/policy/ and OUTDIR/config/, one file per seed,
+writes OUTDIR/unit/, OUTDIR/unit_load/, OUTDIR/policy/, OUTDIR/config/ and
+OUTDIR/logrotate/, one file per seed,
 named by content hash (as libFuzzer names corpus files). The committed
 corpora under fuzz/corpus/ were grown from these seeds and minimised with
 `cargo fuzz cmin`; run this again to re-seed after adding fixtures.
@@ -102,6 +103,19 @@ def main() -> None:
                 write(outdir, "policy", text.encode())
             elif path.endswith((".service", ".conf")) or "/systemd/" in path:
                 write(outdir, "unit", text.encode())
+
+    # logrotate configurations: kaudit-node's snippets, and the shapes of
+    # Debian's files and of the rules `check` must catch (tests/check.rs).
+    for p in (tests / "cases").glob("**/logrotate.d/*"):
+        write(outdir, "logrotate", p.read_bytes())
+    for text in [
+        "weekly\nrotate 4\ncreate\ninclude /etc/logrotate.d\n/var/log/wtmp {\n monthly\n}\n",
+        "/var/log/syslog\n/var/log/messages\n{\n rotate 4\n postrotate\n  /usr/lib/rsyslog/rsyslog-rotate\n endscript\n}\n",
+        "/var/log/kubernetes/*/*.log {\n daily\n}\n\0/var/log/kubernetes/audit/audit.log",
+        "\"/var/log/kubernetes/audit/audit-*.log\" /var/log/{a,b{1,2}}/*.log { rotate 1 }\n",
+        "# comment {\n/var/log/[!.]*/[a-z]?.log\n/var/log/x\\*.log {\n prerotate\n  echo }\n endscript\n}\n",
+    ]:
+        write(outdir, "logrotate", text.encode())
 
 
 if __name__ == "__main__":
