@@ -30,3 +30,6 @@ pub mod root;
 pub mod systemd;
 pub mod unit;
 pub mod verify;
+
+#[cfg(test)]
+mod testutil;

@@ -211,6 +211,7 @@ fn class(p: &[u8], c: Option<u8>) -> Option<(bool, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::strings;
 
     const LOG: &str = "/var/log/kubernetes/audit/audit.log";
     const BACKUP: &str = "/var/log/kubernetes/audit/audit-2026-01-01T00-00-00.000.log";
@@ -298,25 +299,12 @@ mod tests {
         }
     }
 
-    fn all(alphabet: &[&str], max: usize) -> Vec<String> {
-        let mut out = vec![String::new()];
-        let mut layer = vec![String::new()];
-        for _ in 0..max {
-            layer = layer
-                .iter()
-                .flat_map(|s| alphabet.iter().map(move |a| format!("{s}{a}")))
-                .collect();
-            out.extend(layer.iter().cloned());
-        }
-        out
-    }
-
     /// Every pattern of up to 4 symbols of pattern syntax against every
     /// path of up to 4 characters: about 2.5 million pairs.
     #[test]
     fn the_table_agrees_with_the_recursive_reference() {
-        let patterns = all(&["a", "/", ".", "*", "?", "[a-b]", "[!a]", "[", "\\"], 4);
-        let paths = all(&["a", "b", "/", "."], 4);
+        let patterns = strings(&["a", "/", ".", "*", "?", "[a-b]", "[!a]", "[", "\\"], 4);
+        let paths = strings(&["a", "b", "/", "."], 4);
         for p in &patterns {
             for s in &paths {
                 assert_eq!(
@@ -377,7 +365,7 @@ mod tests {
     /// Every pattern of up to 8 characters of brace syntax.
     #[test]
     fn brace_expansion_agrees_with_the_reference() {
-        let patterns = all(&["{", "}", ",", "a", "\\"], 8);
+        let patterns = strings(&["{", "}", ",", "a", "\\"], 8);
         for p in &patterns {
             let mut want = Vec::new();
             reference_braces(p, &mut want);

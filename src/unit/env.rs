@@ -448,6 +448,7 @@ pub(crate) fn has_wildcards(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::strings;
 
     fn kv(text: &str) -> Vec<(String, String)> {
         parse_env_file(text.as_bytes())
@@ -641,23 +642,11 @@ mod tests {
     /// the patterns use: about 8.7 million pairs.
     #[test]
     fn wildcards_agree_with_the_recursive_reference() {
-        fn all(alphabet: &[&str], max: usize) -> Vec<String> {
-            let mut out = vec![String::new()];
-            let mut layer = vec![String::new()];
-            for _ in 0..max {
-                layer = layer
-                    .iter()
-                    .flat_map(|s| alphabet.iter().map(move |a| format!("{s}{a}")))
-                    .collect();
-                out.extend(layer.iter().cloned());
-            }
-            out
-        }
-        let patterns = all(
+        let patterns = strings(
             &["a", "b", ".", "*", "?", "[a-b]", "[!a]", "[", "]", "\\"],
             4,
         );
-        let names = all(&["a", "b", ".", "[", "]"], 4);
+        let names = strings(&["a", "b", ".", "[", "]"], 4);
         let mut pairs = 0;
         for p in &patterns {
             for n in &names {
