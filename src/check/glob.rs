@@ -35,10 +35,9 @@ pub fn expand_braces(pattern: &str) -> Vec<String> {
     out
 }
 
+/// Pushes the alternatives of `p` while `out` has room (the caller checks
+/// before each call).
 fn expand_into(p: &str, groups: usize, out: &mut Vec<String>) {
-    if out.len() >= MAX_ALTERNATIVES {
-        return;
-    }
     let group = if groups < MAX_GROUPS {
         first_group(p.as_bytes())
     } else {
