@@ -17,6 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::apiserver::version::{OLDEST_SUPPORTED, Version};
 use crate::error::{Error, Result};
 use crate::policy::Preset;
 
@@ -47,6 +48,13 @@ mod raw {
         pub logrotate: Option<Logrotate>,
         pub webhook: Option<Webhook>,
         pub apply: Option<Apply>,
+        pub apiserver: Option<Apiserver>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Apiserver {
+        pub version: Option<Spanned<String>>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -340,6 +348,14 @@ pub struct WebhookSettings {
     pub backend: BackendSettings,
 }
 
+/// What the configuration says of the apiserver itself.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ApiserverSettings {
+    /// `apiserver.version`: the unit's command is a kube-apiserver of this
+    /// release (a wrapper, for example); `--version` is not run.
+    pub version: Option<Version>,
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ApplySettings {
     pub verify_timeout: GoDuration,
@@ -358,6 +374,7 @@ pub struct Settings {
     pub logrotate: LogrotateSettings,
     pub webhook: Option<WebhookSettings>,
     pub apply: ApplySettings,
+    pub apiserver: ApiserverSettings,
     /// Valid but questionable choices (CIS minimums not met, batch mode on
     /// the log backend, settings that have no effect).
     pub warnings: Vec<String>,
@@ -1178,6 +1195,35 @@ impl Validator<'_> {
         };
         let rollback = ra.rollback.unwrap_or(true);
 
+        let rapi = raw.apiserver.unwrap_or_default();
+        let apiserver_version = rapi.version.as_ref().and_then(|v| {
+            match Version::parse(v.get_ref()) {
+                Some(ver) if ver.at_least(OLDEST_SUPPORTED) => Some(ver),
+                Some(ver) => {
+                    self.err(
+                        v.span(),
+                        "apiserver.version",
+                        format!(
+                            "{ver} is older than {}.{}, the oldest release kaudit-node configures (the first with the audit.k8s.io/v1 policy API)",
+                            OLDEST_SUPPORTED.0, OLDEST_SUPPORTED.1
+                        ),
+                    );
+                    None
+                }
+                None => {
+                    self.err(
+                        v.span(),
+                        "apiserver.version",
+                        format!(
+                            "invalid value \"{}\": give the release as kube-apiserver --version prints it, e.g. \"v1.32.0\"",
+                            v.get_ref()
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+
         Some(Settings {
             source: source.map(Path::to_path_buf),
             unit,
@@ -1206,6 +1252,9 @@ impl Validator<'_> {
             apply: ApplySettings {
                 verify_timeout,
                 rollback,
+            },
+            apiserver: ApiserverSettings {
+                version: apiserver_version,
             },
             warnings: Vec::new(),
         })

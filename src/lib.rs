@@ -11,6 +11,7 @@
 //!
 //! Everything up to the `Plan` is pure or reads only under a [`root::Root`].
 
+pub mod apiserver;
 pub mod apply;
 pub mod check;
 pub mod cli;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::apiserver::identity::{self, Identity};
 use crate::config::{PolicySource, Settings};
 use crate::error::{Error, Result};
 use crate::root::Root;
@@ -146,6 +147,8 @@ pub struct Observed {
     pub paths: BTreeMap<PathBuf, PathState>,
     /// The user's policy file (`policy.file`), when configured.
     pub policy_source: Option<(PathBuf, Vec<u8>)>,
+    /// The kube-apiserver the unit runs, and its release.
+    pub identity: Identity,
 }
 
 impl Observed {
@@ -228,10 +231,24 @@ pub fn observe(root: &Root, settings: &Settings) -> Result<Observed> {
         }
     };
 
+    let recorded = match paths.get(&dropin) {
+        Some(PathState::File { content, .. }) => {
+            Some(String::from_utf8_lossy(content).into_owned())
+        }
+        _ => None,
+    };
+    let identity = identity::identify(
+        root,
+        &unit,
+        settings.apiserver.version.as_ref(),
+        recorded.as_deref(),
+    )?;
+
     Ok(Observed {
         unit,
         accounts,
         paths,
         policy_source,
+        identity,
     })
 }

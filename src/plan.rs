@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::apiserver::identity::{self, Identity};
+use crate::apiserver::version;
 use crate::config::{PolicySource, Rotation, Settings};
 use crate::error::{Error, Result};
 use crate::flags::{self, Flag};
@@ -301,6 +303,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         ));
     }
     let flag_list = flags::audit_flags(s);
+    refuse_unsupported(s, &o.identity, &flag_list)?;
     let quoted: Vec<String> = flag_list
         .iter()
         .map(|f| unit::quote_word(&f.arg()))
@@ -318,6 +321,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     let dropin = render_dropin(
         &vendor_source,
         &hash,
+        &o.identity.header_line(),
         &removed_flags,
         &unit::render_exec_start(&vendor, &quoted),
         needs_rw.then_some(log_dir.as_path()),
@@ -493,11 +497,21 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
             .iter()
             .any(|e| e.path == p && matches!(e.change, Change::Create | Change::Update))
     };
+    // A drop-in that differs only in the recorded identity (the binary was
+    // replaced, same command line) needs a reload for systemd to see the
+    // new file, but the running apiserver is already right: no restart.
+    let only_identity = match o.state(&dropin_path) {
+        PathState::File { content, .. } => {
+            let new = entries.last().map(|e| e.content.as_slice()).unwrap_or(&[]);
+            without_identity(content) == without_identity(new)
+        }
+        _ => false,
+    };
     let mut actions = Vec::new();
     if changed(&dropin_path) {
         actions.push(Action::DaemonReload);
     }
-    if changed(&dropin_path) || changed(&s.policy_path) {
+    if (changed(&dropin_path) && !only_identity) || changed(&s.policy_path) {
         actions.push(Action::Restart {
             unit: s.unit.clone(),
         });
@@ -698,9 +712,57 @@ fn check_webhook(path: &Path, state: &PathState, uid: u32, gid: u32) -> Result<(
     }
 }
 
+/// The release the unit's kube-apiserver cannot run a flag kaudit-node
+/// would write: refused before anything is written, naming the key.
+fn refuse_unsupported(s: &Settings, id: &Identity, flags: &[Flag]) -> Result<()> {
+    let bad = version::unsupported(&id.version, flags);
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = bad
+        .iter()
+        .map(|u| {
+            format!(
+                "{}: {} {}; {} runs {} ({})",
+                config_key(&u.flag),
+                u.flag,
+                u.needs,
+                s.unit,
+                id.version,
+                id.binary.display()
+            )
+        })
+        .collect();
+    Err(Error::config(format!(
+        "the configuration asks for what this node's kube-apiserver cannot run; nothing was changed:\n  {}",
+        lines.join("\n  ")
+    )))
+}
+
+/// The configuration key that makes kaudit-node write a flag.
+fn config_key(flag: &str) -> String {
+    let name = flag.trim_start_matches("--");
+    let name = name.split('=').next().unwrap_or(name);
+    let key = |prefix: &str, table: &str| {
+        name.strip_prefix(prefix)
+            .map(|k| format!("{table}.{}", k.replace('-', "_")))
+    };
+    key("audit-log-", "log")
+        .or_else(|| key("audit-webhook-", "webhook"))
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// A drop-in's text without the recorded-identity line.
+fn without_identity(text: &[u8]) -> Vec<&[u8]> {
+    text.split(|b| *b == b'\n')
+        .filter(|l| !l.starts_with(identity::HEADER_KEY.as_bytes()))
+        .collect()
+}
+
 fn render_dropin(
     vendor_source: &str,
     hash: &str,
+    identity: &str,
     removed: &[String],
     exec_start: &str,
     rw: Option<&Path>,
@@ -714,6 +776,8 @@ fn render_dropin(
     t.push_str("# `kaudit-node remove` deletes this file and restores the vendor command line.\n");
     t.push_str(&format!("# vendor-exec-start: {vendor_source}\n"));
     t.push_str(&format!("{VENDOR_HASH_KEY}{hash}\n"));
+    t.push_str(identity);
+    t.push('\n');
     for r in removed {
         t.push_str(&format!(
             "# removed-vendor-flag: {}\n",
@@ -808,7 +872,14 @@ mod tests {
 
     #[test]
     fn recorded_hash_round_trips() {
-        let d = render_dropin("/x:1", "abc", &[], "/bin/true", None);
+        let d = render_dropin(
+            "/x:1",
+            "abc",
+            "# kube-apiserver: v1.32.0 /bin/true",
+            &[],
+            "/bin/true",
+            None,
+        );
         assert_eq!(recorded_vendor_hash(&d), Some("abc"));
         assert!(d.starts_with(HEADER_MARK));
     }

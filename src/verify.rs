@@ -9,6 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::apiserver::pflag;
 use crate::config::Format;
 use crate::flags::Flag;
 use crate::root::Root;
@@ -28,23 +29,28 @@ pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
 /// Every occurrence of `--name` in argv, in order, with its value as pflag
 /// reads it (`--name=v`, `--name v` for non-boolean flags, bare `--name`
 /// for booleans = "true").
+/// Every spelling kube-apiserver reads as `--name` counts (`--audit_log_path`
+/// is `--audit-log-path`, [`pflag`]); parsing stops at `--`.
 pub fn occurrences(argv: &[String], name: &str, boolean: bool) -> Vec<String> {
     let long = format!("--{name}");
     let mut out = Vec::new();
     let mut i = 0;
     while i < argv.len() {
-        let a = &argv[i];
-        if let Some(v) = a.strip_prefix(&long) {
-            if let Some(v) = v.strip_prefix('=') {
-                out.push(v.to_string());
-            } else if v.is_empty() {
-                if boolean {
-                    out.push("true".into());
-                } else if let Some(next) = argv.get(i + 1) {
-                    out.push(next.clone());
-                    i += 1;
+        if argv[i] == "--" {
+            break;
+        }
+        match pflag::long_flag(&argv[i]) {
+            Some(f) if f.name == long => match f.inline {
+                Some(v) => out.push(v.to_string()),
+                None if boolean => out.push("true".into()),
+                None => {
+                    if let Some(next) = argv.get(i + 1) {
+                        out.push(next.clone());
+                        i += 1;
+                    }
                 }
-            }
+            },
+            _ => {}
         }
         i += 1;
     }
@@ -238,6 +244,21 @@ mod tests {
         );
         assert_eq!(occurrences(&argv, "audit-log-compress", true), v(&["true"]));
         assert_eq!(occurrences(&argv, "audit-log-maxage", false), v(&["7"]));
+        // Every spelling kube-apiserver accepts is the same flag; `--` ends flags.
+        let argv = v(&[
+            "/k",
+            "--audit_log_path=/a",
+            "--audit-log_path",
+            "/b",
+            "--audit_log_compress",
+            "--",
+            "--audit-log-path=/c",
+        ]);
+        assert_eq!(
+            occurrences(&argv, "audit-log-path", false),
+            v(&["/a", "/b"])
+        );
+        assert_eq!(occurrences(&argv, "audit-log-compress", true), v(&["true"]));
         // A prefix of another flag's name is not an occurrence.
         assert!(occurrences(&argv, "audit-log", false).is_empty());
     }

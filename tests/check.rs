@@ -63,6 +63,15 @@ impl Node {
         put("/etc/systemd/system/kube-apiserver.service", VENDOR_UNIT);
         put("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
         put("/etc/group", "root:x:0:\n");
+        put(
+            "/usr/local/bin/kube-apiserver",
+            "#!/bin/sh\n[ \"$1\" = --version ] && echo \"Kubernetes v1.32.0\"\nexit 0\n",
+        );
+        std::fs::set_permissions(
+            root.host_path(std::path::Path::new("/usr/local/bin/kube-apiserver")),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         let plan = plan::plan(&settings, &observe::observe(&root, &settings).unwrap()).unwrap();
         kaudit_node::effects::write_plan(&root, &plan).unwrap();
         let n = Node {

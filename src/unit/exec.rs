@@ -25,6 +25,7 @@
 
 use std::fmt;
 
+use crate::apiserver::pflag;
 use crate::error::{Error, Result};
 
 use super::quote::{SplitError, is_ws, next_word, skip_ws};
@@ -52,7 +53,8 @@ pub struct Command {
 /// An `--audit-*` flag taken out of the vendor command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemovedFlag {
-    /// The flag name, unquoted (`--audit-log-path`).
+    /// The flag name, unquoted and normalised as kube-apiserver reads it
+    /// (`--audit-log-path` for `--audit_log_path`).
     pub name: String,
     /// Its value, unquoted: the part after `=`, or the next word in the
     /// two-word form; `None` for a boolean flag given alone.
@@ -420,7 +422,8 @@ impl Command {
     }
 
     /// Removes kube-apiserver's `--audit-*` flags: every argument whose
-    /// value starts with `--audit-`, plus the value word of the two-word
+    /// flag name, normalised as kube-apiserver does (`_` read as `-`,
+    /// [`pflag`]), starts with `--audit-`, plus the value word of the two-word
     /// form (`--audit-log-path /x`) for flags that take a value. Boolean
     /// flags never take a separate word. An unknown `--audit-*` flag without
     /// `=` takes the next word only if that does not start with `-`.
@@ -437,15 +440,16 @@ impl Command {
         let mut positional = false;
         while i < self.words.len() {
             let w = &self.words[i];
-            if positional || !w.value.starts_with("--audit-") {
+            let flag = pflag::long_flag(&w.value).filter(|f| f.name.starts_with("--audit-"));
+            let Some(flag) = flag.filter(|_| !positional) else {
                 positional |= w.value == "--";
                 keep.push(w.clone());
                 i += 1;
                 continue;
-            }
-            if let Some((name, value)) = w.value.split_once('=') {
+            };
+            if let Some(value) = flag.inline {
                 removed.push(RemovedFlag {
-                    name: name.into(),
+                    name: flag.name,
                     value: Some(value.into()),
                     raw: w.raw.clone(),
                     word_index: i,
@@ -453,7 +457,7 @@ impl Command {
                 i += 1;
                 continue;
             }
-            let name = w.value.as_str();
+            let name = flag.name.as_str();
             let next = self.words.get(i + 1);
             let takes_next = match next {
                 None => false,
@@ -817,6 +821,41 @@ mod tests {
         let (s, r) = cmd("/bin/k --x --audit-log-path").strip_audit_flags();
         assert_eq!(vals(&s), ["/bin/k", "--x"]);
         assert_eq!(r[0].value, None);
+    }
+
+    #[test]
+    fn strip_pflag_spellings() {
+        // kube-apiserver reads `_` as `-` in flag names: these are audit flags.
+        let (s, r) = cmd(
+            "/bin/k --etcd_servers=x --audit_log_path=/var/log/old.log --audit_log_maxbackup 1 --audit-log_format json --audit_log_compress --y",
+        )
+        .strip_audit_flags();
+        assert_eq!(vals(&s), ["/bin/k", "--etcd_servers=x", "--y"]);
+        let got: Vec<_> = r
+            .iter()
+            .map(|f| (f.name.as_str(), f.value.as_deref(), f.raw.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "--audit-log-path",
+                    Some("/var/log/old.log"),
+                    "--audit_log_path=/var/log/old.log"
+                ),
+                (
+                    "--audit-log-maxbackup",
+                    Some("1"),
+                    "--audit_log_maxbackup 1"
+                ),
+                (
+                    "--audit-log-format",
+                    Some("json"),
+                    "--audit-log_format json"
+                ),
+                ("--audit-log-compress", None, "--audit_log_compress"),
+            ]
+        );
     }
 
     #[test]

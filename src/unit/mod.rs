@@ -31,6 +31,7 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::apiserver::pflag;
 use crate::error::{Error, Result};
 use crate::root::Root;
 
@@ -138,6 +139,9 @@ pub struct UnitView {
     pub env_audit_flags: Vec<EnvAuditFlag>,
     /// Variables `ExecStart=` expands (`$VAR` and `${VAR}`), in order.
     pub exec_start_vars: Vec<String>,
+    /// The first argument after `argv[0]` as the process gets it, variables
+    /// from the unit's environment expanded (hyperkube's component name).
+    pub first_argument: Option<String>,
     /// Drop-ins that would override kaudit-node's `ExecStart=`: those that
     /// sort after it and assign `ExecStart=`, and a file with its name in a
     /// higher-priority directory (which masks it).
@@ -816,6 +820,23 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
             exec_start_vars.push(r.name.clone());
         }
     }
+    let first_argument = exec_start
+        .words
+        .get(exec_start.first_arg_index())
+        .and_then(|w| {
+            if !exec_start.expands_env() {
+                return Some(w.value.clone());
+            }
+            match refs
+                .iter()
+                .find(|r| r.whole_word && w.value == format!("${}", r.name))
+            {
+                Some(r) => env_map
+                    .get(&r.name)
+                    .and_then(|src| env::split_relaxed(&src.value).into_iter().next()),
+                None => Some(env::replace_env(&w.value, &env_map)),
+            }
+        });
     let mut env_audit_flags = Vec::new();
     for r in &refs {
         let Some(src) = env_map.get(&r.name) else {
@@ -841,15 +862,17 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
             let mut i = 0;
             while i < parts.len() {
                 let p = &parts[i];
-                if p.starts_with("--audit-") {
-                    if !p.contains('=')
-                        && VALUE_AUDIT_FLAGS.contains(&p.as_str())
-                        && i + 1 < parts.len()
-                    {
-                        push(format!("{p} {}", parts[i + 1]));
-                        i += 1;
-                    } else {
-                        push(p.clone());
+                if let Some(f) = pflag::long_flag(p).filter(|f| f.name.starts_with("--audit-")) {
+                    // Recorded under the name kube-apiserver reads.
+                    match f.inline {
+                        Some(v) => push(format!("{}={v}", f.name)),
+                        None if VALUE_AUDIT_FLAGS.contains(&f.name.as_str())
+                            && i + 1 < parts.len() =>
+                        {
+                            push(format!("{} {}", f.name, parts[i + 1]));
+                            i += 1;
+                        }
+                        None => push(f.name.clone()),
                     }
                 }
                 i += 1;
@@ -857,8 +880,14 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
         } else {
             let word = &exec_start.words[r.word_index].value;
             let expanded = env::replace_env(word, &env_map);
-            if !word.starts_with("--audit-") && expanded.starts_with("--audit-") {
-                push(expanded);
+            if !pflag::is_audit_flag_word(word)
+                && let Some(f) =
+                    pflag::long_flag(&expanded).filter(|f| f.name.starts_with("--audit-"))
+            {
+                push(match f.inline {
+                    Some(v) => format!("{}={v}", f.name),
+                    None => f.name,
+                });
             }
         }
     }
@@ -899,6 +928,7 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
         environment_files: env_files_out,
         env_audit_flags,
         exec_start_vars,
+        first_argument,
         overriding_dropins,
         warnings,
     })
