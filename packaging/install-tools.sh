@@ -4,7 +4,7 @@
 # already there at the right version. Run as root (.ci/run does).
 #   cargo-deb 3.8.0, cargo-generate-rpm 0.21.1 (cargo install --locked:
 #   about 2 and 5-10 minutes on 2 cores), the x86_64-unknown-linux-musl
-#   target, and Debian's lintian, rpm, cpio and man-db.
+#   target, and Debian's lintian, rpm, cpio, man-db and musl-tools.
 set -euo pipefail
 
 CARGO_DEB_VERSION=3.8.0
@@ -19,6 +19,9 @@ command -v rpm >/dev/null || need+=(rpm)
 command -v rpm2cpio >/dev/null || need+=(rpm)
 command -v cpio >/dev/null || need+=(cpio)
 command -v man >/dev/null || need+=(man-db)
+# ring (TLS for the readiness probe, and the stand-in's HTTPS port) compiles
+# C for the static musl builds with musl-gcc.
+command -v musl-gcc >/dev/null || need+=(musl-tools)
 if ((${#need[@]})); then
 	say "apt-get install ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive

@@ -14,22 +14,37 @@
 //! * simulated requests audited under the policy at a steady rate, first event about
 //!   0.6 s after start, then `READY=1` to `$NOTIFY_SOCKET` (§2.3, §8);
 //! * SIGTERM/SIGINT → exit 0; SIGHUP kills it; SIGUSR1 ignored (§2.3 "Signals").
+//! * flag names normalised (`_` reads as `-`) and the audit flag set of the release
+//!   `STANDIN_VERSION` names (`flags.rs`);
+//! * an HTTPS listener on `--bind-address`:`--secure-port` (default 0.0.0.0:6443) from
+//!   start-up, created where `SecureServingOptions.ApplyTo` creates it, whose `/readyz`
+//!   answers 500 until `STANDIN_READY_AFTER` (default 1s) after the first audit event and
+//!   200 `ok` after, behind upstream's authentication: with anonymous auth off
+//!   (`--anonymous-auth=false`, or the `AlwaysAllow` authorizer, kube-apiserver's default
+//!   mode) every request gets 401 (`serve.rs`).
 //!
-//! Test hooks (environment): see `--help`.
+//! Journal lines for tests: `Serving securely on ADDR` when the port is up,
+//! `"STAND-IN: ready: all /readyz checks pass from now on"` when ready, and
+//! `"STAND-IN: /readyz answered 200 for the first time"` before that first 200 is sent.
+//!
+//! Test hooks (environment: `STANDIN_READY_AFTER`, `STANDIN_SERVE=0`, …): see `--help`.
 
 mod event;
 mod flags;
 mod gostr;
 mod klog;
 mod policy;
+mod serve;
 mod sys;
 mod timefmt;
 mod validate;
 mod writer;
 
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::Path;
 use std::process::exit;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::event::Simulator;
@@ -53,12 +68,30 @@ struct Version {
     base: String,
     major: String,
     minor: String,
-    /// 1.36 or later: new rotation defaults and `maxsize=0` semantics (§2.1, §2.4).
-    v136: bool,
+    /// The minor release: it selects the audit flag set, and from 1.36 the new rotation
+    /// defaults and `maxsize=0` semantics.
+    release: flags::Release,
 }
 
 fn version() -> Version {
-    let base = std::env::var("STANDIN_VERSION").unwrap_or_else(|_| DEFAULT_VERSION.into());
+    // A real binary's release is built in; the stand-in's comes from the
+    // environment, else from a file beside the executable
+    // (`/usr/local/bin/kube-apiserver.version`), so that `--version` run
+    // with an empty environment (as kaudit-node runs it) reports the
+    // release the tests installed.
+    let from_file = || {
+        let exe = std::env::current_exe().ok()?;
+        let mut name = exe.into_os_string();
+        name.push(".version");
+        let text = std::fs::read_to_string(name).ok()?;
+        let t = text.trim();
+        (!t.is_empty()).then(|| t.to_string())
+    };
+    let base = std::env::var("STANDIN_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .or_else(from_file)
+        .unwrap_or_else(|| DEFAULT_VERSION.into());
     let base = if base.starts_with('v') {
         base
     } else {
@@ -73,13 +106,13 @@ fn version() -> Version {
     let mut parts = base.trim_start_matches('v').split(['.', '-']);
     let major = parts.next().unwrap_or("1").to_string();
     let minor = parts.next().unwrap_or("28").to_string();
-    let v136 = major.parse::<u32>().unwrap_or(1) > 1 || minor.parse::<u32>().unwrap_or(28) >= 36;
+    let release = flags::Release::parse(&base).unwrap_or(flags::Release::new(1, 28));
     Version {
         text,
         base: plain,
         major,
         minor,
-        v136,
+        release,
     }
 }
 
@@ -147,6 +180,8 @@ struct Server {
     sim: Simulator,
     pause_file: Option<String>,
     paused_by_signal: bool,
+    /// The secure port's readiness; `None` when `STANDIN_SERVE=0`.
+    readiness: Option<Arc<serve::Readiness>>,
 }
 
 impl Server {
@@ -189,12 +224,12 @@ fn main() {
     let ver = version();
 
     // cobra/pflag: parse, help, positional arguments (§8: "Error: …", exit 1).
-    let cl = flags::parse(&args, ver.v136).unwrap_or_else(|e| usage_error(&e));
+    let cl = flags::parse(&args, ver.release).unwrap_or_else(|e| usage_error(&e));
     for n in &cl.notices {
         eprintln!("{n}");
     }
     if cl.help {
-        print!("{}", flags::help_text(&ver.text, ver.v136));
+        print!("{}", flags::help_text(&ver.text, ver.release));
         exit(0);
     }
     if let Err(e) = flags::check_positional(&cl) {
@@ -224,6 +259,10 @@ fn main() {
         }
     }
 
+    let ready_after =
+        serve::parse_ready_after(std::env::var("STANDIN_READY_AFTER").ok().as_deref())
+            .unwrap_or_else(|e| usage_error(&format!("invalid STANDIN_READY_AFTER: {e}")));
+
     klog::info_s(
         "standin.go:1",
         "TEST STAND-IN for kube-apiserver: not a Kubernetes API server, it serves no API",
@@ -244,13 +283,51 @@ fn main() {
     if route_check && let Err(e) = sys::check_advertise_address(advertise, bind) {
         fatal(t0, &e);
     }
+    let serving = std::env::var("STANDIN_SERVE").map_or(true, |v| v != "0");
 
-    // Validate() (§2.2).
+    // Complete(): MaybeDefaultWithSelfSignedCerts, then ApplyAuthorization.
+    let tls = if serving {
+        let advertise_ip = advertise.and_then(|a| a.trim().parse::<IpAddr>().ok());
+        let (cert, key) = serve::self_signed_cert(advertise_ip, cl.bind_address())
+            .unwrap_or_else(|e| fatal(t0, &e));
+        klog::info_s(
+            "standin.go:7",
+            "STAND-IN: generated a self-signed serving certificate in memory (--tls-cert-file, --tls-private-key-file and --cert-dir are ignored)",
+            &[],
+        );
+        Some(serve::tls_config(cert, key).unwrap_or_else(|e| fatal(t0, &e)))
+    } else {
+        None
+    };
+    let modes = cl.authorization_modes();
+    if serve::always_allow_resets_anonymous(cl.anonymous_auth(), &modes) {
+        klog::warning(
+            "authentication.go:520",
+            "AnonymousAuth is not allowed with the AlwaysAllow authorizer. Resetting AnonymousAuth to false. You should use a different authorizer",
+        );
+    }
+    let anonymous = serve::anonymous_enabled(cl.anonymous_auth(), &modes);
+
+    // Validate(): SecureServingOptions (Required: true for kube-apiserver, so 0 is
+    // refused), then the audit options.
     let audit = cl.audit();
-    let errs = validate::validate(&audit);
+    let port = cl.secure_port();
+    let mut errs = Vec::new();
+    if !(1..=65535).contains(&port) {
+        errs.push(format!(
+            "--secure-port {port} must be between 1 and 65535, inclusive. It cannot be turned off with 0"
+        ));
+    }
+    errs.extend(validate::validate(&audit));
     if !errs.is_empty() {
         fatal(t0, &validate::aggregate(&errs));
     }
+
+    // BuildGenericConfig: SecureServingOptions.ApplyTo creates the listener before the
+    // audit options are applied.
+    let listener = tls
+        .as_ref()
+        .map(|_| serve::listen(cl.bind_address(), port as u16).unwrap_or_else(|e| fatal(t0, &e)));
 
     // ApplyTo(): the policy first, then the writer (§2.2, §2.3).
     let policy = if audit.policy_file.is_empty() {
@@ -272,7 +349,7 @@ fn main() {
         log.max_age,
         log.max_backups,
         log.compress,
-        ver.v136,
+        ver.release.v136(),
     )
     .unwrap_or_else(|e| fatal(t0, &e));
     let verbosity: i64 = cl.other_last("v").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -291,6 +368,37 @@ fn main() {
     }
 
     let rate = rate(&cl);
+    let readiness = match (listener, tls) {
+        (Some(listener), Some(tls)) => {
+            let readiness = Arc::new(serve::Readiness::new(ready_after));
+            let addr = listener
+                .local_addr()
+                .map_or_else(|_| "?".to_string(), |a| a.to_string());
+            let site = Arc::new(serve::Site {
+                tls,
+                anonymous,
+                readiness: Arc::clone(&readiness),
+                version: serve::VersionInfo {
+                    major: ver.major.clone(),
+                    minor: ver.minor.clone(),
+                    git_version: ver.text.clone(),
+                },
+            });
+            if let Err(e) = serve::serve(listener, site) {
+                fatal(
+                    t0,
+                    &format!("failed to start the secure serving thread: {e}"),
+                );
+            }
+            // secure_serving.go's line, with the listener's address.
+            klog::info(
+                "secure_serving.go:213",
+                &format!("Serving securely on {addr}"),
+            );
+            Some(readiness)
+        }
+        _ => None,
+    };
     klog::info_s(
         "standin.go:3",
         "STAND-IN: simulating requests",
@@ -305,6 +413,7 @@ fn main() {
             .ok()
             .filter(|p| !p.is_empty()),
         paused_by_signal: false,
+        readiness,
     };
     run(&mut server, &signals, t0, rate);
 }
@@ -346,6 +455,9 @@ fn run(server: &mut Server, signals: &Signals, t0: Instant, rate: f64) -> ! {
         }
         if !ready {
             ready = true;
+            if let Some(r) = &server.readiness {
+                serve::start_ready_timer(r);
+            }
             if matches!(sys::sd_notify("READY=1"), Ok(true)) {
                 klog::info_s(
                     "standin.go:4",

@@ -35,7 +35,7 @@ impl Signals {
     /// Waits up to `timeout` for one of the blocked signals.
     pub fn wait(&self, timeout: Duration) -> Option<i32> {
         let ts = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_sec: timeout.as_secs() as _,
             tv_nsec: timeout.subsec_nanos() as libc::c_long,
         };
         loop {

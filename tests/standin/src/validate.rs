@@ -178,11 +178,13 @@ pub fn aggregate(errs: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flags::parse;
+    use crate::flags::{Release, parse};
 
     fn errs(a: &[&str]) -> String {
         let args: Vec<String> = a.iter().map(|s| s.to_string()).collect();
-        aggregate(&validate(&parse(&args, false).unwrap().audit()))
+        aggregate(&validate(
+            &parse(&args, Release::new(1, 28)).unwrap().audit(),
+        ))
     }
 
     const P: &str = "--audit-log-path=/var/log/audit.log";
