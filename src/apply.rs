@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::apiserver::ready::{Answer, Endpoint, Prober};
 use crate::config::{PolicySource, Settings};
 use crate::effects;
 use crate::error::{Error, ExitCode, Result};
@@ -40,6 +41,9 @@ pub struct Report {
     /// Milliseconds between the first event's write (the log's mtime) and
     /// kaudit-node seeing it.
     pub detect_lag_ms: Option<u64>,
+    /// Milliseconds from the end of the restart job until `/readyz`
+    /// answered that the new apiserver serves.
+    pub ready_ms: Option<u64>,
     pub warnings: Vec<String>,
     /// Why something was done (vendor flags replaced, runtime state).
     pub notes: Vec<String>,
@@ -278,6 +282,66 @@ struct Restarted {
     job: Duration,
     first_event: Duration,
     detect_lag: Option<Duration>,
+    /// From the end of the restart job to the first ready answer.
+    ready: Option<Duration>,
+    /// Why readiness was not proven, when that is no failure.
+    ready_warning: Option<String>,
+}
+
+/// Whether the apiserver served before apply touched it: a node whose
+/// apiserver was not ready (etcd down, say) is not rolled back for staying
+/// unready afterwards, which would only cost a second restart.
+#[derive(Debug, Clone)]
+struct Before {
+    /// `Some` when readiness can be probed at all.
+    endpoint: Result<Endpoint, String>,
+    ready: bool,
+    answer: Option<Answer>,
+}
+
+/// How long one readiness request may take.
+const READY_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn readiness_before(root: &Root, pid: u32) -> Before {
+    let endpoint = verify::read_cmdline(root, pid)
+        .map_err(|e| format!("PID {pid}: {e}"))
+        .and_then(|argv| Endpoint::from_argv(&argv));
+    let answer = endpoint
+        .as_ref()
+        .ok()
+        .map(|ep| Prober::new(READY_REQUEST_TIMEOUT).probe(ep));
+    Before {
+        ready: answer.as_ref().is_some_and(Answer::is_ready),
+        endpoint,
+        answer,
+    }
+}
+
+/// Polls `/readyz` until it answers ready or `deadline` passes; the last
+/// answer on a timeout.
+fn wait_ready(
+    ep: &Endpoint,
+    deadline: Instant,
+    progress: Progress,
+) -> std::result::Result<(), Answer> {
+    let prober = Prober::new(READY_REQUEST_TIMEOUT);
+    let mut next_note = Instant::now() + Duration::from_secs(5);
+    loop {
+        let a = prober.probe(ep);
+        if a.is_ready() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(a);
+        }
+        if Instant::now() >= next_note {
+            progress(&format!("still waiting for {} ({a})", ep.url()));
+            next_note += Duration::from_secs(5);
+        }
+        std::thread::sleep(
+            Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())),
+        );
+    }
 }
 
 /// Restarts and proves audit logging works: new main PID, effective flags,
@@ -288,6 +352,7 @@ fn restart_and_verify(
     s: &Settings,
     p: &Plan,
     old_pid: u32,
+    before: &Before,
     progress: Progress,
 ) -> std::result::Result<Restarted, StepError> {
     let deadline = Instant::now() + s.apply.verify_timeout.as_std();
@@ -370,11 +435,16 @@ fn restart_and_verify(
                     let written = std::fs::metadata(root.host_path(&s.log.path))
                         .and_then(|m| m.modified())
                         .ok();
+                    let first_event = job_done.elapsed();
+                    let (ready, ready_warning) =
+                        verify_ready(s, pid, &last_argv, before, deadline, job_done, progress)?;
                     return Ok(Restarted {
                         pid,
                         job: job_done - job_start,
-                        first_event: job_done.elapsed(),
+                        first_event,
                         detect_lag: written.and_then(|w| seen.duration_since(w).ok()),
+                        ready,
+                        ready_warning,
                     });
                 }
                 Ok(LogHandle::Deleted) => {
@@ -435,6 +505,54 @@ fn restart_and_verify(
             next_note += Duration::from_secs(5);
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// After the first new event: waits until the new apiserver serves. A
+/// timeout fails the verification (and so rolls back) when the apiserver
+/// served before apply; otherwise it is a warning.
+fn verify_ready(
+    s: &Settings,
+    pid: u32,
+    argv: &[String],
+    before: &Before,
+    deadline: Instant,
+    job_done: Instant,
+    progress: Progress,
+) -> std::result::Result<(Option<Duration>, Option<String>), StepError> {
+    let ep = match Endpoint::from_argv(argv) {
+        Ok(ep) => ep,
+        Err(e) => {
+            return Ok((None, Some(format!("readiness was not checked: {e}"))));
+        }
+    };
+    progress(&format!("waiting for PID {pid} to serve ({})", ep.url()));
+    match wait_ready(&ep, deadline, progress) {
+        Ok(()) => Ok((Some(job_done.elapsed()), None)),
+        Err(last) if before.ready => Err(StepError {
+            step: "verify",
+            error: Error::new(
+                ExitCode::Software,
+                format!(
+                    "the new apiserver (PID {pid}) writes audit events but did not become ready within {}: {} answered {last}",
+                    s.apply.verify_timeout.text,
+                    ep.url()
+                ),
+            ),
+        }),
+        Err(last) => Ok((
+            None,
+            Some(format!(
+                "{} did not answer ready within {} ({last}); it was not ready before apply either ({}), so this is not rolled back: check etcd and `journalctl -u {}`",
+                ep.url(),
+                s.apply.verify_timeout.text,
+                before
+                    .answer
+                    .as_ref()
+                    .map_or_else(|| "not probed".to_string(), |a| a.to_string()),
+                s.unit
+            )),
+        )),
     }
 }
 
@@ -511,6 +629,7 @@ pub fn apply(
                 &backup,
                 &st,
                 Reached::Written,
+                None,
                 &mut rep,
                 progress,
             );
@@ -537,6 +656,7 @@ pub fn apply(
     }
 
     let mut reached = Reached::Written;
+    let mut readiness: Option<Before> = None;
     let result = (|| -> std::result::Result<(), StepError> {
         if need_reload {
             progress("reloading systemd");
@@ -603,8 +723,12 @@ pub fn apply(
             ));
             return Ok(());
         }
+        let before = readiness_before(root, st.main_pid);
+        readiness = Some(before.clone());
         reached = Reached::Restarted;
-        let r = restart_and_verify(root, sd, s, p, st.main_pid, progress)?;
+        let r = restart_and_verify(root, sd, s, p, st.main_pid, &before, progress)?;
+        rep.ready_ms = r.ready.map(|d| d.as_millis() as u64);
+        rep.warnings.extend(r.ready_warning);
         rep.actions.push(format!("restart {}", s.unit));
         rep.changed = true;
         rep.new_main_pid = Some(r.pid);
@@ -617,7 +741,17 @@ pub fn apply(
     if let Err(StepError { step, error }) = result {
         rep.fail(step, error);
         if touched || reached > Reached::Written {
-            rollback(root, sd, s, &backup, &st, reached, &mut rep, progress);
+            rollback(
+                root,
+                sd,
+                s,
+                &backup,
+                &st,
+                reached,
+                readiness.as_ref(),
+                &mut rep,
+                progress,
+            );
         }
     }
     rep
@@ -697,6 +831,7 @@ fn rollback(
     backup: &Backup,
     before: &UnitStatus,
     reached: Reached,
+    readiness: Option<&Before>,
     rep: &mut Report,
     progress: Progress,
 ) {
@@ -734,6 +869,29 @@ fn rollback(
                 ));
             }
             rep.new_main_pid = Some(st.main_pid);
+            // The previous configuration served before: wait until it does
+            // again, so that apply returns on a serving node.
+            if let Some(Before {
+                endpoint: Ok(ep),
+                ready: true,
+                ..
+            }) = readiness
+            {
+                progress(&format!(
+                    "waiting for {} to serve again ({})",
+                    s.unit,
+                    ep.url()
+                ));
+                let deadline = Instant::now() + s.apply.verify_timeout.as_std();
+                if let Err(last) = wait_ready(ep, deadline, progress) {
+                    rep.warnings.push(format!(
+                        "{} is active again but {} did not answer ready within {} after the rollback ({last})",
+                        s.unit,
+                        ep.url(),
+                        s.apply.verify_timeout.text
+                    ));
+                }
+            }
         }
         Ok(())
     })();
@@ -904,7 +1062,7 @@ pub fn remove(
         // The apiserver is never left down: put kaudit-node's files back.
         let (code, message) = (e.code, e.message.clone());
         rep.fail("restart", e);
-        rollback(root, sd, s, &backup, &st, reached, &mut rep, progress);
+        rollback(root, sd, s, &backup, &st, reached, None, &mut rep, progress);
         let how = match rep.rollback.as_deref() {
             Some(how) => format!("rolled back: {how}"),
             None => rep.warnings.join("; "),

@@ -58,7 +58,7 @@ impl ExitCode {
 
 /// An error with the exit code it maps to. The message is complete: it
 /// names the file, line and field where there is one.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Error {
     pub code: ExitCode,
     pub message: String,

@@ -163,6 +163,9 @@ pub fn apply_text(r: &crate::apply::Report) -> String {
     if let Some(ms) = r.first_event_ms {
         let _ = writeln!(t, "  first audit event {ms} ms after the restart");
     }
+    if let Some(ms) = r.ready_ms {
+        let _ = writeln!(t, "  serving (/readyz) {ms} ms after the restart");
+    }
     if let Some(how) = &r.rollback {
         let _ = writeln!(t, "  rolled back: {how}");
     }

@@ -177,8 +177,18 @@ fn healthy_node_is_ok_on_every_probe() {
     assert_eq!(
         names,
         [
-            "unit", "dropin", "flags", "policy", "log_open", "log_age", "log_tail", "log_fs",
-            "drift", "rotation", "cis"
+            "unit",
+            "dropin",
+            "flags",
+            "policy",
+            "log_open",
+            "log_age",
+            "log_tail",
+            "log_fs",
+            "drift",
+            "apiserver",
+            "rotation",
+            "cis"
         ]
     );
     assert_eq!(r.state(), State::Ok);
@@ -436,6 +446,60 @@ fn policy_missing_edited_invalid_or_newer_than_the_process() {
         "policy",
         State::Warning,
         "changed after the apiserver (PID 4242) started",
+    );
+}
+
+#[test]
+fn apiserver_binary_replaced_after_apply() {
+    let Some(n) = Node::new() else { return };
+    let r = n.run();
+    assert_probe(
+        &r,
+        "apiserver",
+        State::Ok,
+        "/usr/local/bin/kube-apiserver v1.32.0, as recorded at apply",
+    );
+    // An upgrade replaces the file (a new inode) after the process started
+    // (1000 s after boot at btime 1000, so long before now).
+    let bin = "/usr/local/bin/kube-apiserver";
+    fs::remove_file(n.host(bin)).unwrap();
+    n.write(
+        bin,
+        "#!/bin/sh\n[ \"$1\" = --version ] && echo \"Kubernetes v1.33.1\"\nexit 0\n",
+    );
+    fs::set_permissions(
+        n.host(bin),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    n.write("/proc/stat", "cpu 1 2 3\nbtime 1000\n");
+    let fields: Vec<String> = (0..20)
+        .map(|i| if i == 19 { "100".into() } else { "0".into() })
+        .collect();
+    n.write(
+        &format!("/proc/{PID}/stat"),
+        &format!("{PID} (kube-apiserver) S {}\n", fields.join(" ")),
+    );
+    let r = n.run();
+    assert_probe(
+        &r,
+        "apiserver",
+        State::Warning,
+        "v1.32.0 was recorded, v1.33.1 is on disk now, and PID 4242 started before the change, so it still runs v1.32.0",
+    );
+    // Restarted since (a start time after the file's mtime): the record is stale.
+    let boot = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    n.write("/proc/stat", &format!("cpu 1 2 3\nbtime {boot}\n"));
+    let r = n.run();
+    assert_probe(
+        &r,
+        "apiserver",
+        State::Warning,
+        "the recorded identity no longer matches: v1.32.0 was recorded (/usr/local/bin/kube-apiserver), v1.33.1 is there now",
     );
 }
 
@@ -807,7 +871,7 @@ fn renderers() {
     let first = lines.next().unwrap();
     let (summary, perf) = first.split_once(" | ").unwrap();
     assert!(
-        summary.starts_with("AUDIT OK - kube-apiserver.service: 11 probes OK; "),
+        summary.starts_with("AUDIT OK - kube-apiserver.service: 12 probes OK; "),
         "{summary}"
     );
     let perf: Vec<&str> = perf.split(' ').collect();
@@ -829,14 +893,14 @@ fn renderers() {
     );
     // One long-output line per probe.
     let rest: Vec<&str> = lines.collect();
-    assert_eq!(rest.len(), 11);
+    assert_eq!(rest.len(), 12);
     assert!(rest.iter().all(|l| l.starts_with("[OK] ")), "{rest:?}");
 
     let j = render::json(&r);
     assert_eq!(j["state"], "ok");
     assert_eq!(j["exit_code"], 0);
     assert_eq!(j["unit"], UNIT);
-    assert_eq!(j["probes"].as_array().unwrap().len(), 11);
+    assert_eq!(j["probes"].as_array().unwrap().len(), 12);
     assert_eq!(j["probes"][5]["name"], "log_age");
     assert_eq!(j["probes"][5]["metrics"][0]["name"], "log_age_seconds");
     assert!(j["probes"][0]["reason"].is_string());
@@ -870,7 +934,7 @@ fn renderers() {
             "{want} missing from {names:?}"
         );
     }
-    assert_eq!(prom.matches("kaudit_node_probe_state{probe=").count(), 11);
+    assert_eq!(prom.matches("kaudit_node_probe_state{probe=").count(), 12);
     assert!(prom.contains("kaudit_node_status{unit=\"kube-apiserver.service\"} 0\n"));
 
     // Not OK: the summary names the worst probes first.
@@ -951,7 +1015,7 @@ fn cli_exit_codes_and_outputs() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["exit_code"], 2);
-    assert_eq!(v["probes"].as_array().unwrap().len(), 11);
+    assert_eq!(v["probes"].as_array().unwrap().len(), 12);
 
     // Usage errors and a bad configuration are UNKNOWN (3), never clap's 2.
     let out = bin().args(["check", "--warn-age", "5x"]).output().unwrap();

@@ -5,4 +5,5 @@
 
 pub mod identity;
 pub mod pflag;
+pub mod ready;
 pub mod version;

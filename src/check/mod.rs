@@ -202,7 +202,11 @@ pub fn check(
 ) -> Report {
     let log = s.log.path.clone();
     let dropin_path = observe::dropin_dir(&s.unit).join(observe::DROPIN_NAME);
-    let plan = observe::observe(root, s).and_then(|o| plan::plan(s, &o));
+    let observed = observe::observe(root, s);
+    let plan = observed
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|o| plan::plan(s, o));
     // Only a node kaudit-node refuses (an overriding drop-in, an invalid
     // unit) is a finding; a file it may not read is the UNKNOWN of the
     // probe that reads it.
@@ -356,6 +360,22 @@ pub fn check(
         .and_then(|t| t.as_ref())
         .map(|b| String::from_utf8_lossy(b).into_owned());
     probes.push(probes::drift(text.as_deref(), &current));
+
+    let identity = observed
+        .as_ref()
+        .map(|o| o.identity.clone())
+        .map_err(|e| e.message.clone());
+    let binary_mtime = identity.as_ref().ok().and_then(|id| {
+        std::fs::metadata(root.host_path(&id.binary))
+            .and_then(|m| m.modified())
+            .ok()
+    });
+    probes.push(probes::apiserver(
+        text.as_deref(),
+        &identity,
+        binary_mtime,
+        started,
+    ));
 
     let rules = logrotate::read_rules(root, plan::HEADER_MARK);
     probes.push(probes::rotation(

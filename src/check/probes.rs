@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::apiserver::identity::{self, Identity};
 use crate::config::{CIS_MAXAGE, CIS_MAXBACKUP, CIS_MAXSIZE, Format, Rotation};
 use crate::flags::Flag;
 use crate::plan::{self, Change, Entry};
@@ -598,6 +599,85 @@ pub fn drift(dropin_text: Option<&str>, current: &Result<(String, String), Strin
             ),
         ),
     }
+}
+
+/// The apiserver binary against the identity recorded at apply: a binary
+/// replaced since (an upgrade) is a warning, with both releases; while the
+/// running process started before the replacement, it still runs the old
+/// release.
+pub fn apiserver(
+    dropin_text: Option<&str>,
+    current: &Result<Identity, String>,
+    binary_mtime: Option<SystemTime>,
+    started: Option<(u32, SystemTime)>,
+) -> Probe {
+    let name = "apiserver";
+    let Some(rec) = dropin_text.and_then(identity::recorded) else {
+        return Probe::new(
+            name,
+            State::Ok,
+            "no identity recorded in the drop-in (`kaudit-node apply` records it)",
+        );
+    };
+    if rec.configured {
+        return Probe::new(
+            name,
+            State::Ok,
+            format!(
+                "{} ({}), as apiserver.version says",
+                rec.version,
+                rec.binary.display()
+            ),
+        );
+    }
+    let now = match current {
+        Err(e) => {
+            return Probe::new(
+                name,
+                State::Warning,
+                format!(
+                    "{} {} was recorded at apply, but now: {e}",
+                    rec.binary.display(),
+                    rec.version
+                ),
+            );
+        }
+        Ok(id) => id,
+    };
+    if now.binary == rec.binary && now.file.is_some() && now.file == rec.file {
+        return Probe::new(
+            name,
+            State::Ok,
+            format!(
+                "{} {}, as recorded at apply",
+                now.binary.display(),
+                now.version
+            ),
+        );
+    }
+    let older = match (started, binary_mtime) {
+        (Some((pid, start)), Some(mtime)) if start < mtime => Some(pid),
+        _ => None,
+    };
+    let reason = match older {
+        Some(pid) => format!(
+            "{} changed since `kaudit-node apply`: {} was recorded, {} is on disk now, and PID {pid} started before the change, so it still runs {}; restart {} to run {}, after `kaudit-node apply` has checked its flags against it",
+            now.binary.display(),
+            rec.version,
+            now.version,
+            rec.version,
+            "the apiserver",
+            now.version
+        ),
+        None => format!(
+            "the recorded identity no longer matches: {} was recorded ({}), {} is there now ({}); run `kaudit-node apply` to check the flags against it and record it",
+            rec.version,
+            rec.binary.display(),
+            now.version,
+            now.binary.display()
+        ),
+    };
+    Probe::new(name, State::Warning, reason)
 }
 
 /// The name lumberjack gives a backup of `log`: `audit-2026-01-01T00-00-00.000.log`.
