@@ -74,9 +74,13 @@ pub enum Command {
         format: OutputFormat,
     },
     /// Turn audit logging on and keep it right: write the drop-in, policy and
-    /// log directory, reload and restart the unit over D-Bus, and prove that
-    /// new audit events appear. On failure, restore the previous files and
-    /// restart again, so the apiserver is never left down.
+    /// log directory, reload and restart the unit over D-Bus, prove that new
+    /// audit events appear, and wait until /readyz says the apiserver serves.
+    /// On failure, restore the previous files and restart again, so the
+    /// apiserver is never left down.
+    ///
+    /// Only a kube-apiserver command is changed: its release (from
+    /// `--version`, recorded in the drop-in) decides which flags it can run.
     ///
     /// A converged node is a no-op: no write, no reload, no restart, exit 0.
     /// Runs as root; one run at a time (a lock in /run/lock).

@@ -21,6 +21,7 @@ bash tests/system/smoke.sh
 # The README's first command, so that it keeps working.
 bash tests/system/demo.sh
 bash tests/system/apply.sh
+bash tests/system/apiserver.sh
 bash tests/system/check.sh
 bash tests/system/faults.sh
 bash tests/system/badinput.sh
