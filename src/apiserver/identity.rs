@@ -214,16 +214,31 @@ pub fn program(root: &Root, view: &UnitView) -> Program {
 pub fn probe_version(root: &Root, prog: &Program, timeout: Duration) -> Result<Version> {
     let host = root.host_path(&prog.binary);
     let shown = prog.binary.display();
-    let mut child = Command::new(&host)
-        .args(&prog.version_args)
-        .arg("--version")
-        .env_clear()
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::data(format!("cannot run {shown} --version: {e}")))?;
+    let spawn = || {
+        Command::new(&host)
+            .args(&prog.version_args)
+            .arg("--version")
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    };
+    // ETXTBSY: the file is open for writing elsewhere for a moment (a
+    // package upgrade writing it, or a fork holding a just-written file's
+    // descriptor until its exec); it clears by itself.
+    let mut tries = 0;
+    let mut child = loop {
+        match spawn() {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => break r,
+        }
+    }
+    .map_err(|e| Error::data(format!("cannot run {shown} --version: {e}")))?;
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
@@ -233,8 +248,8 @@ pub fn probe_version(root: &Root, prog: &Program, timeout: Duration) -> Result<V
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(Error::data(format!(
-                    "{shown} --version did not finish within {} s",
-                    timeout.as_secs()
+                    "{shown} --version did not finish within {:.1} s",
+                    timeout.as_secs_f64()
                 )));
             }
             Err(e) => return Err(Error::data(format!("{shown} --version: {e}"))),
@@ -336,6 +351,158 @@ pub fn identify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A node with `unit` as kube-apiserver.service and executables.
+    fn node(unit: &str, exes: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let put = |p: &str, text: &str, mode: u32| {
+            let host = t.path().join(p.trim_start_matches('/'));
+            std::fs::create_dir_all(host.parent().unwrap()).unwrap();
+            std::fs::write(&host, text).unwrap();
+            std::fs::set_permissions(&host, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        put("/etc/systemd/system/kube-apiserver.service", unit, 0o644);
+        for (p, script) in exes {
+            put(p, &format!("#!/bin/sh\n{script}\n"), 0o755);
+        }
+        t
+    }
+
+    fn identify_in(t: &tempfile::TempDir, configured: Option<&str>) -> Result<Identity> {
+        let root = Root::new(t.path());
+        let view = crate::unit::load(&root, "kube-apiserver.service", "50-kaudit-node.conf")?;
+        let v = configured.map(|c| Version::parse(c).unwrap());
+        identify(&root, &view, v.as_ref(), None)
+    }
+
+    #[test]
+    fn kube_apiserver_by_absolute_path_and_by_name() {
+        let answer = r#"[ "$1" = --version ] && echo "Kubernetes v1.32.0" && exit 0; exit 3"#;
+        let t = node(
+            "[Service]\nExecStart=/opt/k8s/kube-apiserver --v=2\n",
+            &[("/opt/k8s/kube-apiserver", answer)],
+        );
+        let id = identify_in(&t, None).unwrap();
+        assert_eq!(id.binary, Path::new("/opt/k8s/kube-apiserver"));
+        assert_eq!(id.version.to_string(), "v1.32.0");
+        assert_eq!(id.source, Source::Probed);
+        // A bare name is looked up in systemd's search path, in its order.
+        let t = node(
+            "[Service]\nExecStart=-kube-apiserver --v=2\n",
+            &[("/usr/bin/kube-apiserver", answer)],
+        );
+        assert_eq!(
+            identify_in(&t, None).unwrap().binary,
+            Path::new("/usr/bin/kube-apiserver")
+        );
+    }
+
+    #[test]
+    fn hyperkube_with_its_component_from_the_environment() {
+        let t = node(
+            "[Service]\nEnvironment=COMPONENT=kube-apiserver\nExecStart=/usr/bin/hyperkube $COMPONENT --v=2\n",
+            &[(
+                "/usr/bin/hyperkube",
+                r#"[ "$1 $2" = "kube-apiserver --version" ] && echo "Kubernetes v1.18.20" && exit 0; echo "$@"; exit 3"#,
+            )],
+        );
+        let id = identify_in(&t, None).unwrap();
+        assert_eq!(id.version.to_string(), "v1.18.20");
+        let t = node(
+            "[Service]\nExecStart=/usr/bin/hyperkube kubelet --v=2\n",
+            &[("/usr/bin/hyperkube", "exit 0")],
+        );
+        let e = identify_in(&t, None).unwrap_err();
+        assert_eq!(e.code, crate::error::ExitCode::DataErr);
+        assert!(
+            e.message.contains(
+                "kube-apiserver.service does not run kube-apiserver: hyperkube runs \"kubelet\""
+            ),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn other_programs_are_refused_unless_configured() {
+        let t = node(
+            "[Service]\nExecStart=/usr/bin/openshift start master api\n",
+            &[("/usr/bin/openshift", "exit 0")],
+        );
+        let e = identify_in(&t, None).unwrap_err();
+        assert!(
+            e.message.contains(
+                "/etc/systemd/system/kube-apiserver.service:2: kube-apiserver.service does not run kube-apiserver: the program is \"openshift\" (first argument \"start\") (/usr/bin/openshift)"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("apiserver.version"), "{}", e.message);
+        let id = identify_in(&t, Some("v1.11.0")).unwrap();
+        assert_eq!(id.source, Source::Configured);
+    }
+
+    #[test]
+    fn a_binary_that_does_not_answer_like_kube_apiserver() {
+        for (script, want) in [
+            ("echo hello", "printed \"hello\", not \"Kubernetes vX.Y.Z\""),
+            ("echo oops >&2; exit 2", "exited with exit status: 2"),
+            ("exec sleep 5", "did not finish within 0.3 s"),
+        ] {
+            let t = node(
+                "[Service]\nExecStart=/usr/local/bin/kube-apiserver\n",
+                &[("/usr/local/bin/kube-apiserver", script)],
+            );
+            let root = Root::new(t.path());
+            let view =
+                crate::unit::load(&root, "kube-apiserver.service", "50-kaudit-node.conf").unwrap();
+            let e = probe_version(&root, &program(&root, &view), Duration::from_millis(300))
+                .unwrap_err();
+            assert!(e.message.contains(want), "{script}: {}", e.message);
+        }
+        // No binary at all.
+        let t = node("[Service]\nExecStart=/usr/local/bin/kube-apiserver\n", &[]);
+        let e = identify_in(&t, None).unwrap_err();
+        assert!(
+            e.message
+                .contains("cannot run /usr/local/bin/kube-apiserver --version"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn the_record_is_used_while_the_file_is_unchanged() {
+        let t = node(
+            "[Service]\nExecStart=/usr/local/bin/kube-apiserver\n",
+            &[(
+                "/usr/local/bin/kube-apiserver",
+                r#"echo "Kubernetes v1.30.2""#,
+            )],
+        );
+        let root = Root::new(t.path());
+        let view =
+            crate::unit::load(&root, "kube-apiserver.service", "50-kaudit-node.conf").unwrap();
+        let first = identify(&root, &view, None, None).unwrap();
+        let header = first.header_line();
+        // The binary now answers differently, but it is the same file: not run.
+        let again = identify(&root, &view, None, Some(&header)).unwrap();
+        assert_eq!(
+            (again.source, again.version.to_string()),
+            (Source::Recorded, "v1.30.2".into())
+        );
+        // Replaced (a new inode): asked again.
+        let host = t.path().join("usr/local/bin/kube-apiserver");
+        std::fs::remove_file(&host).unwrap();
+        std::fs::write(&host, "#!/bin/sh\necho \"Kubernetes v1.31.0\"\n").unwrap();
+        std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let new = identify(&root, &view, None, Some(&header)).unwrap();
+        assert_eq!(
+            (new.source, new.version.to_string()),
+            (Source::Probed, "v1.31.0".into())
+        );
+    }
 
     #[test]
     fn header_round_trips() {

@@ -79,6 +79,7 @@ restart_n=$(($(starts) - s0))
 # 6-7. Changed applies: wall time minus (restart job + wait for the first
 # event), and how late the first event is seen after it is written.
 overheads=()
+readies=()
 lags=()
 reload_list=()
 write_list=()
@@ -91,9 +92,13 @@ for ((i = 0; i < CHANGED; i++)); do
 	job=$(grep -o '"restart_job_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$')
 	first=$(grep -o '"first_event_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$')
 	lag=$(grep -o '"detect_lag_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$')
+	ready=$(grep -o '"ready_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$') || die "no ready_ms in the changed apply's report: $out"
 	reload_list+=("$(grep -o '"reload_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$')")
 	write_list+=("$(grep -o '"write_ms": [0-9]*' <<<"$out" | grep -o '[0-9]*$')")
-	overheads+=($((wall - job - first)))
+	# apply returns once /readyz answers: the wait after the first event is
+	# the apiserver's start-up, reported on its own row.
+	overheads+=($((wall - job - ready)))
+	readies+=($((ready - first)))
 	lags+=("$lag")
 done
 # The container's `exec` adds its own cost to the wall time; measure it alone.
@@ -103,6 +108,7 @@ exec_ms=$((($(date +%s%N) - t0) / 1000000))
 overhead=$(printf '%s\n' "${overheads[@]}" | median)
 overhead_net=$(awk -v o="$overhead" -v e="$exec_ms" 'BEGIN { print o - e }')
 lag=$(printf '%s\n' "${lags[@]}" | median)
+ready_wait=$(printf '%s\n' "${readies[@]}" | median)
 reload_ms=$(printf '%s\n' "${reload_list[@]}" | median)
 write_ms=$(printf '%s\n' "${write_list[@]}" | median)
 
@@ -133,7 +139,8 @@ kaudit-node benchmarks, $(date -u +%F), $(nproc) cores, $(uname -r), systemd $(s
 | \`check\` wall time | $(check_row 1) | | | ≤ 1.5× |
 | \`check\` peak RSS | $(check_row 2) | | | ≤ 8 MiB |
 | \`check\` with a 5 GB / 1 MB log | $(check_row 3) | | | ≤ 1.1× |
-| changed \`apply\`: total − (restart job + first event) | ${overhead_net} ms (median of $CHANGED; ${exec_ms} ms of container entry removed), of which systemd's daemon-reload ${reload_ms} ms and the fsynced writes ${write_ms} ms | — | ${overhead_net} ms; $(awk -v o="$overhead_net" -v r="$reload_ms" 'BEGIN { print o - r }') ms without the daemon-reload | ≤ 200 ms |
+| changed \`apply\`: readiness wait (first event → \`/readyz\` ready; the stand-in is ready 1 s after its first event, a real 1.32 about 1 s) | ${ready_wait} ms (median of $CHANGED) | — | ${ready_wait} ms | report |
+| changed \`apply\`: total − (restart job + wait until ready) | ${overhead_net} ms (median of $CHANGED; ${exec_ms} ms of container entry removed), of which systemd's daemon-reload ${reload_ms} ms and the fsynced writes ${write_ms} ms | — | ${overhead_net} ms; $(awk -v o="$overhead_net" -v r="$reload_ms" 'BEGIN { print o - r }') ms without the daemon-reload | ≤ 200 ms |
 | first event detected after it is written | ${lag} ms (median of $CHANGED) | — | ${lag} ms | ≤ 100 ms |
 | \`policy validate\` (recommended preset) | $(ms "$validate_s") | \`logrotate -d\` on the snippet $(ms "$logrotate_s") | $(ratio "$validate_s" "$logrotate_s") | report |
 | binary size (static musl, stripped) | $((size / 1024)) KiB (${linked:-?}) | — | $((size / 1024)) KiB | report |
