@@ -11,15 +11,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::apiserver::ready::{Answer, Endpoint, Prober};
 use crate::config::{PolicySource, Settings};
 use crate::effects;
 use crate::error::{Error, ExitCode, Result};
 use crate::observe::{self, Observed, PathState};
 use crate::plan::{self, Action, Change, Kind, Plan};
+use crate::prove::{self, Before, Proof};
 use crate::root::Root;
 use crate::systemd::{Systemd, UnitStatus};
-use crate::verify::{self, LogHandle};
+use crate::verify;
 
 /// What apply did, for the text and JSON reports.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -44,6 +44,10 @@ pub struct Report {
     /// Milliseconds from the end of the restart job until `/readyz`
     /// answered that the new apiserver serves.
     pub ready_ms: Option<u64>,
+    /// How the log was shown to work: `event` (a new event), `probe` (the
+    /// event of kaudit-node's request) or `process` (the process evidence
+    /// alone, for a policy that records nothing kaudit-node can send).
+    pub proof: Option<Proof>,
     pub warnings: Vec<String>,
     /// Why something was done (vendor flags replaced, runtime state).
     pub notes: Vec<String>,
@@ -280,72 +284,12 @@ enum Reached {
 struct Restarted {
     pid: u32,
     job: Duration,
-    first_event: Duration,
-    detect_lag: Option<Duration>,
-    /// From the end of the restart job to the first ready answer.
-    ready: Option<Duration>,
-    /// Why readiness was not proven, when that is no failure.
-    ready_warning: Option<String>,
+    verified: prove::Verified,
 }
 
-/// Whether the apiserver served before apply touched it: a node whose
-/// apiserver was not ready (etcd down, say) is not rolled back for staying
-/// unready afterwards, which would only cost a second restart.
-#[derive(Debug, Clone)]
-struct Before {
-    /// `Some` when readiness can be probed at all.
-    endpoint: Result<Endpoint, String>,
-    ready: bool,
-    answer: Option<Answer>,
-}
-
-/// How long one readiness request may take.
-const READY_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-
-fn readiness_before(root: &Root, pid: u32) -> Before {
-    let endpoint = verify::read_cmdline(root, pid)
-        .map_err(|e| format!("PID {pid}: {e}"))
-        .and_then(|argv| Endpoint::from_argv(&argv));
-    let answer = endpoint
-        .as_ref()
-        .ok()
-        .map(|ep| Prober::new(READY_REQUEST_TIMEOUT).probe(ep));
-    Before {
-        ready: answer.as_ref().is_some_and(Answer::is_ready),
-        endpoint,
-        answer,
-    }
-}
-
-/// Polls `/readyz` until it answers ready or `deadline` passes; the last
-/// answer on a timeout.
-fn wait_ready(
-    ep: &Endpoint,
-    deadline: Instant,
-    progress: Progress,
-) -> std::result::Result<(), Answer> {
-    let prober = Prober::new(READY_REQUEST_TIMEOUT);
-    let mut next_note = Instant::now() + Duration::from_secs(5);
-    loop {
-        let a = prober.probe(ep);
-        if a.is_ready() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(a);
-        }
-        if Instant::now() >= next_note {
-            progress(&format!("still waiting for {} ({a})", ep.url()));
-            next_note += Duration::from_secs(5);
-        }
-        std::thread::sleep(
-            Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now())),
-        );
-    }
-}
-
-/// Restarts and proves audit logging works: new main PID, effective flags,
-/// the log held open, a new event.
+/// Restarts and proves audit logging works ([`prove::verify_restart`]):
+/// new main PID, effective flags, readiness, the log held open, and an
+/// event (the apiserver's own, or the policy's probe).
 fn restart_and_verify(
     root: &Root,
     sd: &mut dyn Systemd,
@@ -390,170 +334,27 @@ fn restart_and_verify(
         });
     }
     let pid = st.main_pid;
-    progress(&format!(
-        "waiting for the first audit event from PID {pid} in {}",
-        s.log.path.display()
-    ));
-    let mut next_note = Instant::now() + Duration::from_secs(5);
-    crate::failpoint::hit("first-event");
-    let mut flags_ok = false;
-    let mut last_argv = Vec::new();
-    loop {
-        // The flags, once the process is the planned command: right after
-        // fork, systemd ≥ 255 runs `systemd-executor` under the new PID
-        // before it execs the service, so the first reads may see that.
-        if !flags_ok {
-            last_argv = verify::read_cmdline(root, pid).unwrap_or_default();
-            let wrong: Vec<_> = verify::check_flags(&last_argv, &p.flags)
-                .into_iter()
-                .filter(|f| !f.is_effective())
-                .collect();
-            if wrong.is_empty() {
-                flags_ok = true;
-            } else if last_argv.first() == p.argv.first() {
-                let f = &wrong[0];
-                return Err(StepError {
-                    step: "verify",
-                    error: Error::new(
-                        ExitCode::Software,
-                        format!(
-                            "the new apiserver (PID {pid}) runs with --{}={} where {} was expected",
-                            f.name,
-                            f.effective().unwrap_or("(absent)"),
-                            f.expected
-                        ),
-                    ),
-                });
+    let v = prove::verify_restart(root, s, p, pid, mark, job_done, before, progress).map_err(
+        |mut error| {
+            if let Ok(st) = sd.status(&s.unit)
+                && st.main_pid != pid
+            {
+                error.message.push_str(&format!(
+                    "; {} is {} ({})",
+                    s.unit, st.active_state, st.sub_state
+                ));
             }
-        }
-        let event =
-            verify::first_event_after(root, &s.log.path, mark, s.log.format).unwrap_or(None);
-        if flags_ok && event.is_some() {
-            match verify::log_handle(root, pid, &s.log.path) {
-                Ok(LogHandle::Open) => {
-                    let seen = std::time::SystemTime::now();
-                    let written = std::fs::metadata(root.host_path(&s.log.path))
-                        .and_then(|m| m.modified())
-                        .ok();
-                    let first_event = job_done.elapsed();
-                    let (ready, ready_warning) =
-                        verify_ready(s, pid, &last_argv, before, deadline, job_done, progress)?;
-                    return Ok(Restarted {
-                        pid,
-                        job: job_done - job_start,
-                        first_event,
-                        detect_lag: written.and_then(|w| seen.duration_since(w).ok()),
-                        ready,
-                        ready_warning,
-                    });
-                }
-                Ok(LogHandle::Deleted) => {
-                    return Err(StepError {
-                        step: "verify",
-                        error: Error::new(
-                            ExitCode::Software,
-                            format!(
-                                "PID {pid} writes to a deleted or replaced file, not {}",
-                                s.log.path.display()
-                            ),
-                        ),
-                    });
-                }
-                Ok(LogHandle::NotOpen) | Err(_) => {}
+            StepError {
+                step: "verify",
+                error,
             }
-        }
-        if !root
-            .host_path(&PathBuf::from(format!("/proc/{pid}")))
-            .exists()
-        {
-            let st = step("verify", sd.status(&s.unit))?;
-            return Err(StepError {
-                step: "verify",
-                error: Error::new(
-                    ExitCode::Software,
-                    format!(
-                        "the new apiserver (PID {pid}) exited; {} is {} ({}); see `journalctl -u {}`",
-                        s.unit, st.active_state, st.sub_state, s.unit
-                    ),
-                ),
-            });
-        }
-        if Instant::now() >= deadline {
-            let why = if flags_ok {
-                format!(
-                    "no new audit event in {} within {} (PID {pid}); is the policy logging anything?",
-                    s.log.path.display(),
-                    s.apply.verify_timeout.text
-                )
-            } else {
-                format!(
-                    "PID {pid} did not run with kaudit-node's flags within {} (its command line: {})",
-                    s.apply.verify_timeout.text,
-                    last_argv.join(" ")
-                )
-            };
-            return Err(StepError {
-                step: "verify",
-                error: Error::new(ExitCode::Software, why),
-            });
-        }
-        if Instant::now() >= next_note {
-            progress(&format!(
-                "still waiting for the first audit event ({}s)",
-                job_done.elapsed().as_secs()
-            ));
-            next_note += Duration::from_secs(5);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// After the first new event: waits until the new apiserver serves. A
-/// timeout fails the verification (and so rolls back) when the apiserver
-/// served before apply; otherwise it is a warning.
-fn verify_ready(
-    s: &Settings,
-    pid: u32,
-    argv: &[String],
-    before: &Before,
-    deadline: Instant,
-    job_done: Instant,
-    progress: Progress,
-) -> std::result::Result<(Option<Duration>, Option<String>), StepError> {
-    let ep = match Endpoint::from_argv(argv) {
-        Ok(ep) => ep,
-        Err(e) => {
-            return Ok((None, Some(format!("readiness was not checked: {e}"))));
-        }
-    };
-    progress(&format!("waiting for PID {pid} to serve ({})", ep.url()));
-    match wait_ready(&ep, deadline, progress) {
-        Ok(()) => Ok((Some(job_done.elapsed()), None)),
-        Err(last) if before.ready => Err(StepError {
-            step: "verify",
-            error: Error::new(
-                ExitCode::Software,
-                format!(
-                    "the new apiserver (PID {pid}) writes audit events but did not become ready within {}: {} answered {last}",
-                    s.apply.verify_timeout.text,
-                    ep.url()
-                ),
-            ),
-        }),
-        Err(last) => Ok((
-            None,
-            Some(format!(
-                "{} did not answer ready within {} ({last}); it was not ready before apply either ({}), so this is not rolled back: check etcd and `journalctl -u {}`",
-                ep.url(),
-                s.apply.verify_timeout.text,
-                before
-                    .answer
-                    .as_ref()
-                    .map_or_else(|| "not probed".to_string(), |a| a.to_string()),
-                s.unit
-            )),
-        )),
-    }
+        },
+    )?;
+    Ok(Restarted {
+        pid,
+        job: job_done - job_start,
+        verified: v,
+    })
 }
 
 /// Carries out `plan` on the node. The caller holds the lock.
@@ -723,18 +524,20 @@ pub fn apply(
             ));
             return Ok(());
         }
-        let before = readiness_before(root, st.main_pid);
+        let before = Before::probe(root, st.main_pid);
         readiness = Some(before.clone());
         reached = Reached::Restarted;
         let r = restart_and_verify(root, sd, s, p, st.main_pid, &before, progress)?;
-        rep.ready_ms = r.ready.map(|d| d.as_millis() as u64);
-        rep.warnings.extend(r.ready_warning);
+        let v = r.verified;
+        rep.ready_ms = v.ready.map(|d| d.as_millis() as u64);
+        rep.proof = v.proof;
+        rep.warnings.extend(v.warnings);
         rep.actions.push(format!("restart {}", s.unit));
         rep.changed = true;
         rep.new_main_pid = Some(r.pid);
-        rep.first_event_ms = Some(r.first_event.as_millis() as u64);
+        rep.first_event_ms = v.first_event.map(|d| d.as_millis() as u64);
         rep.restart_job_ms = Some(r.job.as_millis() as u64);
-        rep.detect_lag_ms = r.detect_lag.map(|d| d.as_millis() as u64);
+        rep.detect_lag_ms = v.detect_lag.map(|d| d.as_millis() as u64);
         Ok(())
     })();
 
@@ -883,7 +686,7 @@ fn rollback(
                     ep.url()
                 ));
                 let deadline = Instant::now() + s.apply.verify_timeout.as_std();
-                if let Err(last) = wait_ready(ep, deadline, progress) {
+                if let Err(last) = prove::wait_ready(ep, deadline, &mut || {}, progress) {
                     rep.warnings.push(format!(
                         "{} is active again but {} did not answer ready within {} after the rollback ({last})",
                         s.unit,

@@ -165,6 +165,12 @@ log_fs_free_inodes with the free-space thresholds, restarts), then one line per 
         /// CRITICAL when less than PCT percent of the bytes or inodes are free.
         #[arg(long, value_name = "PCT", default_value_t = 5.0, value_parser = parse_percent)]
         crit_free: f64,
+        /// Also send the request the installed policy records (without
+        /// credentials: it gets 401 or 403 and changes nothing) and expect
+        /// its event in the log within 5 s: an end-to-end test of the audit
+        /// pipeline, whatever the traffic. CRITICAL when it does not appear.
+        #[arg(long)]
+        probe: bool,
     },
     /// Audit policies: validate a file, or print a built-in preset.
     #[command(subcommand)]

@@ -26,6 +26,7 @@ pub mod logging;
 pub mod observe;
 pub mod plan;
 pub mod policy;
+pub mod prove;
 pub mod report;
 pub mod root;
 pub mod systemd;

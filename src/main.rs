@@ -174,11 +174,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             crit_age,
             warn_free,
             crit_free,
+            probe,
         } => Ok(check::run(&check::Invocation {
             config: node.config.as_deref(),
             root: &node.root,
             json: format == CheckFormat::Json,
             prometheus: prometheus.as_deref(),
+            probe,
             thresholds: check::Thresholds {
                 warn_age: warn_age.as_std(),
                 crit_age: crit_age.as_std(),

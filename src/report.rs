@@ -166,6 +166,24 @@ pub fn apply_text(r: &crate::apply::Report) -> String {
     if let Some(ms) = r.ready_ms {
         let _ = writeln!(t, "  serving (/readyz) {ms} ms after the restart");
     }
+    match r.proof {
+        Some(crate::prove::Proof::Event) => {
+            let _ = writeln!(t, "  proof: a new audit event from the new process");
+        }
+        Some(crate::prove::Proof::Probe) => {
+            let _ = writeln!(
+                t,
+                "  proof: the event of kaudit-node's probe request (no regular traffic was recorded)"
+            );
+        }
+        Some(crate::prove::Proof::Process) => {
+            let _ = writeln!(
+                t,
+                "  proof: the process alone (the policy records nothing kaudit-node can send; see the warning)"
+            );
+        }
+        None => {}
+    }
     if let Some(how) = &r.rollback {
         let _ = writeln!(t, "  rolled back: {how}");
     }

@@ -205,6 +205,18 @@ pub fn first_event_after(
     mark: Option<LogMark>,
     format: Format,
 ) -> std::io::Result<Option<String>> {
+    first_event_matching(root, log, mark, format, None)
+}
+
+/// The first complete audit event after `mark` that contains `needle`
+/// (any event with `None`).
+pub fn first_event_matching(
+    root: &Root,
+    log: &Path,
+    mark: Option<LogMark>,
+    format: Format,
+    needle: Option<&str>,
+) -> std::io::Result<Option<String>> {
     let mut f = fs::File::open(root.host_path(log))?;
     let md = f.metadata()?;
     let start = match mark {
@@ -222,6 +234,7 @@ pub fn first_event_after(
         .split_inclusive('\n')
         .filter(|l| l.ends_with('\n'))
         .map(str::trim_end)
+        .filter(|l| needle.is_none_or(|n| l.contains(n)))
         .find(|l| is_audit_event(l, format))
         .map(str::to_string))
 }

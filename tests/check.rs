@@ -573,6 +573,25 @@ fn log_age_against_the_thresholds() {
 }
 
 #[test]
+fn log_age_is_information_for_a_policy_that_records_no_regular_traffic() {
+    let Some(n) = Node::new() else { return };
+    // Only pods/exec: the control plane's own requests are never recorded.
+    n.write(
+        "/etc/kubernetes/audit-policy.yaml",
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  resources:\n  - group: \"\"\n    resources: [\"pods/exec\", \"pods/attach\"]\n- level: None\n",
+    );
+    let mtime = fs::metadata(n.host(LOG)).unwrap().modified().unwrap();
+    let r = n.run_with(Ok(n.status()), mtime + Duration::from_secs(3600));
+    assert_probe(
+        &r,
+        "log_age",
+        State::Ok,
+        "last written 60m ago; the policy records none of the control plane's regular traffic, so a quiet log is normal",
+    );
+    assert_eq!(probe(&r, "log_age").metrics[0].value, 3600.0);
+}
+
+#[test]
 fn log_tail_reads_the_last_complete_line() {
     let Some(n) = Node::new() else { return };
     n.append_log("{\"kind\":\"Event\",\"apiVer");

@@ -15,6 +15,30 @@ use std::time::Duration;
 
 use crate::verify;
 
+/// Whether the apiserver lets requests without credentials in as
+/// `system:anonymous` (answered 403 when not allowed) rather than refusing
+/// them with 401: `--anonymous-auth` (default true), turned off by
+/// kube-apiserver when the `AlwaysAllow` authorizer is in use, which is
+/// the default without `--authorization-mode` or `--authorization-config`
+/// (`pkg/kubeapiserver/options/authentication.go`, `ApplyAuthorization`).
+/// A guess from the flags: the probe's answer has the last word.
+pub fn anonymous_auth(argv: &[String]) -> bool {
+    let last = |name: &str| {
+        verify::occurrences(argv, name, name == "anonymous-auth")
+            .last()
+            .cloned()
+    };
+    if last("anonymous-auth")
+        .is_some_and(|v| matches!(v.as_str(), "false" | "0" | "f" | "F" | "FALSE" | "False"))
+    {
+        return false;
+    }
+    match last("authorization-mode") {
+        Some(m) => !m.split(',').any(|a| a.trim() == "AlwaysAllow"),
+        None => last("authorization-config").is_some(),
+    }
+}
+
 /// kube-apiserver's default `--secure-port` (`pkg/kubeapiserver/options/serving.go`).
 pub const DEFAULT_SECURE_PORT: u16 = 6443;
 
@@ -129,6 +153,30 @@ impl Prober {
             .build()
             .new_agent();
         Prober { agent }
+    }
+
+    /// One request without credentials, with `user_agent`: the HTTP status.
+    pub fn send(
+        &self,
+        ep: &Endpoint,
+        method: &str,
+        path: &str,
+        user_agent: &str,
+    ) -> Result<u16, String> {
+        let url = match ep.addr {
+            IpAddr::V4(a) => format!("https://{a}:{}{path}", ep.port),
+            IpAddr::V6(a) => format!("https://[{a}]:{}{path}", ep.port),
+        };
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("User-Agent", user_agent)
+            .body(())
+            .map_err(|e| e.to_string())?;
+        self.agent
+            .run(req)
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
     }
 
     /// One GET of `/readyz`.

@@ -304,7 +304,19 @@ pub fn check(
             size: m.len(),
         })
     });
-    probes.push(probes::log_age(&log, &stat, now, t.warn_age, t.crit_age));
+    let quiet_policy = match &installed {
+        Ok(Some(f)) => crate::policy::proof(&f.content, "kaudit-node-probe")
+            .is_some_and(|p| !p.records_regular_traffic),
+        _ => false,
+    };
+    probes.push(probes::log_age(
+        &log,
+        &stat,
+        now,
+        t.warn_age,
+        t.crit_age,
+        quiet_policy,
+    ));
 
     let last = match &md {
         Err(e) => Err(e.clone()),
@@ -402,6 +414,142 @@ pub struct Invocation<'a> {
     pub json: bool,
     pub prometheus: Option<&'a Path>,
     pub thresholds: Thresholds,
+    /// `--probe`: also send the policy's probe and expect its event.
+    pub probe: bool,
+}
+
+/// How long `check --probe` waits for the probe's event.
+pub const PROBE_WAIT: Duration = Duration::from_secs(5);
+
+/// `check --probe`: sends the request the installed policy records (as
+/// apply's proof does) to the running apiserver and expects its event in
+/// the log within [`PROBE_WAIT`]: an end-to-end test of the pipeline,
+/// whatever the traffic.
+pub fn probe_pipeline(root: &Root, s: &Settings, status: &Result<UnitStatus, String>) -> Probe {
+    let name = "probe";
+    let pid = match status {
+        Ok(st) if st.main_pid != 0 => st.main_pid,
+        Ok(st) => {
+            return Probe::new(
+                name,
+                State::Critical,
+                format!("{} has no main process ({})", s.unit, st.active_state),
+            );
+        }
+        Err(e) => return Probe::new(name, State::Unknown, e.clone()),
+    };
+    let argv = match verify::read_cmdline(root, pid) {
+        Ok(a) => a,
+        Err(e) => return Probe::new(name, State::Unknown, format!("/proc/{pid}/cmdline: {e}")),
+    };
+    let policy = match std::fs::read(root.host_path(&s.policy_path)) {
+        Ok(b) => b,
+        Err(e) => return Probe::new(name, State::Unknown, io_reason(&s.policy_path, &e)),
+    };
+    let ep = match crate::apiserver::ready::Endpoint::from_argv(&argv) {
+        Ok(ep) => ep,
+        Err(e) => return Probe::new(name, State::Unknown, format!("cannot reach PID {pid}: {e}")),
+    };
+    let marker = format!(
+        "kaudit-node-probe-check-{}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+    let Some(proof) = crate::policy::proof(&policy, &marker) else {
+        return Probe::new(
+            name,
+            State::Unknown,
+            format!("{}: the policy does not decode", s.policy_path.display()),
+        );
+    };
+    let prober = crate::apiserver::ready::Prober::new(Duration::from_secs(2));
+    let agent = concat!("kaudit-node/", env!("CARGO_PKG_VERSION"), " (probe)");
+    let caller = if crate::apiserver::ready::anonymous_auth(&argv) {
+        crate::policy::probe::Caller::Anonymous
+    } else {
+        crate::policy::probe::Caller::Unauthenticated
+    };
+    let mut tried = Vec::new();
+    for c in [caller, other(caller)] {
+        let pr = match proof.probe(c) {
+            Ok(pr) => pr,
+            Err(why) => {
+                tried.push(why.clone());
+                continue;
+            }
+        };
+        let mark = verify::log_mark(root, &s.log.path);
+        let t0 = std::time::Instant::now();
+        let code = match prober.send(&ep, pr.method, &pr.path, agent) {
+            Ok(c) => c,
+            Err(e) => {
+                return Probe::new(
+                    name,
+                    State::Critical,
+                    format!("{} {}: no answer: {e}", pr.method, pr.path),
+                );
+            }
+        };
+        // The answer says how the apiserver took it (401: no user).
+        if (code == 401) != (pr.caller == crate::policy::probe::Caller::Unauthenticated) {
+            tried.push(format!("{} {} was answered {code}", pr.method, pr.path));
+            continue;
+        }
+        while t0.elapsed() < PROBE_WAIT {
+            if let Ok(Some(_)) =
+                verify::first_event_matching(root, &s.log.path, mark, s.log.format, Some(&marker))
+            {
+                let mut p = Probe::new(
+                    name,
+                    State::Ok,
+                    format!(
+                        "{} {} (HTTP {code}) was written to {} in {} ms",
+                        pr.method,
+                        pr.path,
+                        s.log.path.display(),
+                        t0.elapsed().as_millis()
+                    ),
+                );
+                p.metrics.push(Metric::new(
+                    "probe_seconds",
+                    (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+                    "s",
+                    "Seconds from check's probe request to its audit event in the log.",
+                ));
+                return p;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return Probe::new(
+            name,
+            State::Critical,
+            format!(
+                "{} {} (HTTP {code}) is recorded by the policy at {}, but no event for it appeared in {} within {} s",
+                pr.method,
+                pr.path,
+                pr.level,
+                s.log.path.display(),
+                PROBE_WAIT.as_secs()
+            ),
+        );
+    }
+    Probe::new(
+        name,
+        State::Ok,
+        format!(
+            "not probed: no request kaudit-node can send is recorded by this policy ({})",
+            tried.join("; ")
+        ),
+    )
+}
+
+fn other(c: crate::policy::probe::Caller) -> crate::policy::probe::Caller {
+    match c {
+        crate::policy::probe::Caller::Anonymous => crate::policy::probe::Caller::Unauthenticated,
+        crate::policy::probe::Caller::Unauthenticated => crate::policy::probe::Caller::Anonymous,
+    }
 }
 
 /// `kaudit-node check`: runs the probes (one D-Bus connection, one
@@ -428,7 +576,13 @@ pub fn run(inv: &Invocation) -> State {
                 let status = crate::systemd::Dbus::connect(Duration::from_secs(10))
                     .and_then(|mut d| crate::systemd::Systemd::status(&mut d, &s.unit))
                     .map_err(|e| e.message);
-                check(&root, &s, status, t, SystemTime::now())
+                let probe = inv.probe.then(|| probe_pipeline(&root, &s, &status));
+                let mut r = check(&root, &s, status, t, SystemTime::now());
+                // A node kaudit-node does not manage stays one UNKNOWN line.
+                if r.probes.len() > 1 {
+                    r.probes.extend(probe);
+                }
+                r
             }
         }
     };

@@ -81,34 +81,7 @@ pub(crate) const RBAC_ONLY_VERBS: &[&str] = &[
     "use",
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Level {
-    None,
-    Metadata,
-    Request,
-    RequestResponse,
-}
-
-impl Level {
-    fn parse(s: &str) -> Option<Level> {
-        Some(match s {
-            "None" => Level::None,
-            "Metadata" => Level::Metadata,
-            "Request" => Level::Request,
-            "RequestResponse" => Level::RequestResponse,
-            _ => return None,
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Level::None => "None",
-            Level::Metadata => "Metadata",
-            Level::Request => "Request",
-            Level::RequestResponse => "RequestResponse",
-        }
-    }
-}
+use super::eval::{self, Level};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scope {
@@ -741,14 +714,7 @@ const SENSITIVE: &[Sensitive] = &[
 ];
 
 fn pattern_matches(res: &str, t: &Sensitive) -> bool {
-    let combined = match t.sub {
-        Some(s) => format!("{}/{s}", t.resource),
-        None => t.resource.to_string(),
-    };
-    res == combined
-        || res == "*"
-        || t.sub.is_some_and(|s| res.strip_prefix("*/") == Some(s))
-        || res.strip_suffix("/*") == Some(t.resource)
+    eval::resource_pattern_matches(res, t.resource, t.sub.unwrap_or(""))
 }
 
 /// (may match some request on `t`, matches every request on `t`)

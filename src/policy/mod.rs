@@ -16,8 +16,10 @@
 //! [`Preset`] holds the embedded policies the tool can install.
 
 mod decode;
+pub mod eval;
 mod lint;
 mod preset;
+pub mod probe;
 mod suggest;
 mod validate;
 mod yaml;
@@ -167,6 +169,38 @@ pub(crate) fn quote(s: &str) -> String {
 }
 
 /// Validates a policy file's bytes. Never panics, whatever the input.
+/// What a policy lets kaudit-node prove about the audit pipeline: a probe
+/// for each way the apiserver may treat a request without credentials, and
+/// whether it records the control plane's regular traffic at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proof {
+    pub unauthenticated: Result<probe::Probe, String>,
+    pub anonymous: Result<probe::Probe, String>,
+    pub records_regular_traffic: bool,
+}
+
+impl Proof {
+    pub fn probe(&self, caller: probe::Caller) -> &Result<probe::Probe, String> {
+        match caller {
+            probe::Caller::Unauthenticated => &self.unauthenticated,
+            probe::Caller::Anonymous => &self.anonymous,
+        }
+    }
+}
+
+/// The probes of a policy (which `validate` accepts), with `marker` in
+/// their object names; `None` when it does not decode.
+pub fn proof(bytes: &[u8], marker: &str) -> Option<Proof> {
+    let root = yaml::parse(bytes).ok()??;
+    let mut diagnostics = Vec::new();
+    let policy = decode::decode(&root, &mut diagnostics)?;
+    Some(Proof {
+        unauthenticated: probe::find(&policy, probe::Caller::Unauthenticated, marker),
+        anonymous: probe::find(&policy, probe::Caller::Anonymous, marker),
+        records_regular_traffic: probe::records_regular_traffic(&policy),
+    })
+}
+
 pub fn validate(file_label: &str, bytes: &[u8]) -> Report {
     let mut diagnostics = Vec::new();
     let mut rules = 0;

@@ -95,11 +95,15 @@ pub struct Request {
     pub verb: String,
     pub uri: String,
     pub user: UserInfo,
-    pub source_ip: String,
+    pub source_ips: Vec<String>,
     pub user_agent: String,
     /// `None` for a non-resource request (`/livez`).
     pub object_ref: Option<ObjectRef>,
     pub code: u16,
+    /// The event's `responseStatus` when the answer was a `metav1.Status` (the JSON
+    /// object `audit.LogResponseObject` copies: metadata, status, message, reason,
+    /// details, code); `None`: `{"metadata":{},"code":CODE}`.
+    pub response_status: Option<String>,
     /// Request body (JSON), logged at level Request and above.
     pub request_object: Option<String>,
     /// Response body (JSON), logged at level RequestResponse.
@@ -162,7 +166,7 @@ impl Event<'_> {
             .str("requestURI", &r.uri)
             .str("verb", &r.verb)
             .raw("user", &user)
-            .strs("sourceIPs", std::slice::from_ref(&r.source_ip))
+            .strs("sourceIPs", &r.source_ips)
             .str("userAgent", &r.user_agent);
         if let Some(or) = &r.object_ref {
             let obj_ref = Obj::default()
@@ -178,10 +182,11 @@ impl Event<'_> {
             o = o.raw("objectRef", &obj_ref);
         }
         if self.complete() {
-            o = o.raw(
-                "responseStatus",
-                &format!("{{\"metadata\":{{}},\"code\":{}}}", r.code),
-            );
+            let status = match &r.response_status {
+                Some(s) => s.clone(),
+                None => format!("{{\"metadata\":{{}},\"code\":{}}}", r.code),
+            };
+            o = o.raw("responseStatus", &status);
             let level_at_least = |l: &str| {
                 let rank = |x: &str| {
                     ["None", "Metadata", "Request", "RequestResponse"]
@@ -245,7 +250,7 @@ impl Event<'_> {
             rfc3339_nano(self.received),
             quote(self.audit_id),
             quote(self.stage),
-            quote(&r.source_ip),
+            quote(r.source_ips.first().map_or("<unknown>", String::as_str)),
             quote(&r.verb),
             quote(&username),
             quote(&groups),
@@ -373,7 +378,7 @@ impl Simulator {
         self.resource_version += 1 + self.rng.next() % 7;
         let base = Request {
             user: self.apiserver_user(),
-            source_ip: "127.0.0.1".into(),
+            source_ips: vec!["127.0.0.1".into()],
             user_agent: self.user_agent.clone(),
             code: 200,
             annotations: Self::allow(""),
@@ -539,7 +544,7 @@ mod tests {
                 uid: "u-1".into(),
                 groups: vec!["system:masters".into()],
             },
-            source_ip: "127.0.0.1".into(),
+            source_ips: vec!["127.0.0.1".into()],
             user_agent: "kube-apiserver/v1.28.7 (linux/amd64) kubernetes/standin".into(),
             object_ref: Some(ObjectRef {
                 resource: "pods".into(),

@@ -747,6 +747,10 @@ pub fn load_from_file(path: &str) -> Loaded {
 /// What the policy checker looks at in a request.
 #[derive(Debug, Clone, Default)]
 pub struct Attributes {
+    /// No user at all: the request failed authentication (`WithFailedAuthenticationAudit`
+    /// evaluates the policy with a nil user), so rules with `users` or `userGroups` never
+    /// match.
+    pub no_user: bool,
     pub user: String,
     pub groups: Vec<String>,
     pub verb: String,
@@ -813,10 +817,12 @@ fn rule_matches_resource(r: &PolicyRule, a: &Attributes) -> bool {
 }
 
 fn rule_matches(r: &PolicyRule, a: &Attributes) -> bool {
-    if !r.users.is_empty() && !r.users.contains(&a.user) {
+    if !r.users.is_empty() && (a.no_user || !r.users.contains(&a.user)) {
         return false;
     }
-    if !r.user_groups.is_empty() && !a.groups.iter().any(|g| r.user_groups.contains(g)) {
+    if !r.user_groups.is_empty()
+        && (a.no_user || !a.groups.iter().any(|g| r.user_groups.contains(g)))
+    {
         return false;
     }
     if !r.verbs.is_empty() && !r.verbs.contains(&a.verb) {
