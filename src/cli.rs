@@ -74,8 +74,11 @@ pub enum Command {
         format: OutputFormat,
     },
     /// Turn audit logging on and keep it right: write the drop-in, policy and
-    /// log directory, reload and restart the unit over D-Bus, prove that new
-    /// audit events appear, and wait until /readyz says the apiserver serves.
+    /// log directory, reload and restart the unit over D-Bus, wait until
+    /// /readyz says the apiserver serves, and prove that the log works: a new
+    /// audit event, or the event of a request without credentials that the
+    /// policy records, or, for a policy that records no such request, the
+    /// process evidence with a warning.
     /// On failure, restore the previous files and restart again, so the
     /// apiserver is never left down.
     ///

@@ -373,10 +373,21 @@ pub fn check(
         .map(|b| String::from_utf8_lossy(b).into_owned());
     probes.push(probes::drift(text.as_deref(), &current));
 
-    let identity = observed
-        .as_ref()
-        .map(|o| o.identity.clone())
-        .map_err(|e| e.message.clone());
+    // The identity needs only the unit and the binary: observed anew when
+    // the whole observation failed on something else (a policy file this
+    // user may not read).
+    let identity = match &observed {
+        Ok(o) => Ok(o.identity.clone()),
+        Err(_) => crate::unit::load(root, &s.unit, observe::DROPIN_NAME).and_then(|v| {
+            crate::apiserver::identity::identify(
+                root,
+                &v,
+                s.apiserver.version.as_ref(),
+                text.as_deref(),
+            )
+        }),
+    }
+    .map_err(|e| (e.code, e.message));
     let binary_mtime = identity.as_ref().ok().and_then(|id| {
         std::fs::metadata(root.host_path(&id.binary))
             .and_then(|m| m.modified())

@@ -624,7 +624,7 @@ pub fn drift(dropin_text: Option<&str>, current: &Result<(String, String), Strin
 /// release.
 pub fn apiserver(
     dropin_text: Option<&str>,
-    current: &Result<Identity, String>,
+    current: &Result<Identity, (crate::error::ExitCode, String)>,
     binary_mtime: Option<SystemTime>,
     started: Option<(u32, SystemTime)>,
 ) -> Probe {
@@ -648,7 +648,11 @@ pub fn apiserver(
         );
     }
     let now = match current {
-        Err(e) => {
+        // What this user may not read is not a finding.
+        Err((crate::error::ExitCode::NoPerm | crate::error::ExitCode::IoErr, e)) => {
+            return Probe::new(name, State::Unknown, e.clone());
+        }
+        Err((_, e)) => {
             return Probe::new(
                 name,
                 State::Warning,
