@@ -430,13 +430,25 @@ pub fn verify_restart(
             (Some(pf), Ok(ep)) => match probe(&c, &mut w, ep, &pf, &argv, &marker, progress)? {
                 Ok(()) => Proof::Probe,
                 Err(why) => {
-                    c.log_open(&mut w)?;
+                    // The log is opened at the first write (lumberjack opens
+                    // lazily; `ensureLogFile` only creates it), so a quiet
+                    // apiserver may not hold it yet; a deleted one is wrong.
+                    let log = match verify::log_handle(root, pid, &s.log.path) {
+                        Ok(LogHandle::Deleted) => {
+                            return Err(failed(format!(
+                                "PID {pid} writes to a deleted or replaced file, not {}",
+                                s.log.path.display()
+                            )));
+                        }
+                        Ok(LogHandle::Open) => format!("holds {} open", s.log.path.display()),
+                        _ => format!("will open {} at its first event", s.log.path.display()),
+                    };
                     out.warnings.push(format!(
-                        "no audit event proves the log: {why}, so no request kaudit-node can send is recorded; accepted on the process evidence: PID {pid} is new, runs kaudit-node's flags, holds {} open{}. `kaudit-node check --probe` cannot test such a policy either; send a request it records to see an event",
-                        s.log.path.display(),
-                        if out.ready.is_some() { " and serves" } else { "" }
+                        "no audit event proves the log: {why}, so no request kaudit-node can send is recorded; accepted on the process evidence: PID {pid} is new, runs kaudit-node's flags, {log}{}. `kaudit-node check --probe` cannot test such a policy either; send a request it records to see an event",
+                        if out.ready.is_some() { ", and serves" } else { "" }
                     ));
-                    Proof::Process
+                    out.proof = Some(Proof::Process);
+                    return Ok(out);
                 }
             },
             (None, _) => {

@@ -22,6 +22,7 @@ bash tests/system/smoke.sh
 bash tests/system/demo.sh
 bash tests/system/apply.sh
 bash tests/system/apiserver.sh
+bash tests/system/proof.sh
 bash tests/system/check.sh
 bash tests/system/faults.sh
 bash tests/system/badinput.sh

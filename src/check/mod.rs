@@ -296,7 +296,12 @@ pub fn check(
             verify::log_handle(root, pid, &log).map_err(|e| format!("/proc/{pid}/fd: {e}")),
         )
     });
-    probes.push(probes::log_open(&log, &exists, handle));
+    let quiet_policy = match &installed {
+        Ok(Some(f)) => crate::policy::proof(&f.content, "kaudit-node-probe")
+            .is_some_and(|p| !p.records_regular_traffic),
+        _ => false,
+    };
+    probes.push(probes::log_open(&log, &exists, handle, quiet_policy));
 
     let stat = md.as_ref().map_err(Clone::clone).map(|m| {
         m.as_ref().map(|m| probes::LogStat {
@@ -304,11 +309,6 @@ pub fn check(
             size: m.len(),
         })
     });
-    let quiet_policy = match &installed {
-        Ok(Some(f)) => crate::policy::proof(&f.content, "kaudit-node-probe")
-            .is_some_and(|p| !p.records_regular_traffic),
-        _ => false,
-    };
     probes.push(probes::log_age(
         &log,
         &stat,

@@ -335,16 +335,20 @@ pub fn policy(
 
 /// The log path exists and is the file the main process holds open (same
 /// device and inode, not `(deleted)`).
+/// With `quiet_policy` (the policy records none of the regular traffic), a
+/// log not opened yet is normal: the apiserver opens it at its first event.
 pub fn log_open(
     log: &Path,
     exists: &Result<bool, String>,
     handle: Option<(u32, Result<LogHandle, String>)>,
+    quiet_policy: bool,
 ) -> Probe {
     let name = "log_open";
     let shown = log.display();
     let mut f = Findings::default();
     let pid = handle.as_ref().map(|(pid, _)| *pid).unwrap_or(0);
     let deleted = matches!(handle, Some((_, Ok(LogHandle::Deleted))));
+    let not_yet = quiet_policy && matches!(handle, Some((_, Ok(LogHandle::NotOpen))));
     match handle {
         None => f.add(State::Unknown, "no main process to read"),
         Some((pid, Err(e))) => f.add(State::Unknown, format!("PID {pid}: {e}")),
@@ -355,6 +359,7 @@ pub fn log_open(
                 if matches!(exists, Ok(false)) { " (which no longer exists)" } else { "" }
             ),
         ),
+        Some((_, Ok(LogHandle::NotOpen))) if quiet_policy => {}
         Some((pid, Ok(LogHandle::NotOpen))) => f.add(
             State::Warning,
             format!("PID {pid} does not hold {shown} open (no event written since it started?)"),
@@ -368,7 +373,13 @@ pub fn log_open(
     }
     f.probe(
         name,
-        format!("PID {pid} holds {shown} open (same device and inode)"),
+        if not_yet {
+            format!(
+                "PID {pid} has not opened {shown} yet: the apiserver opens it at its first event, and the policy records none of the control plane's regular traffic"
+            )
+        } else {
+            format!("PID {pid} holds {shown} open (same device and inode)")
+        },
     )
 }
 

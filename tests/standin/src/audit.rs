@@ -72,6 +72,11 @@ impl Backend {
         self.has_sink && self.policy.is_some()
     }
 
+    /// Whether the log backend is on (`--audit-log-path` given).
+    pub fn has_log(&self) -> bool {
+        self.has_sink
+    }
+
     pub fn policy(&self) -> Option<&Policy> {
         self.policy.as_ref()
     }
@@ -287,9 +292,11 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn policy(text: &str) -> Policy {
-        load_from_bytes(&format!("apiVersion: audit.k8s.io/v1\nkind: Policy\n{text}"))
-            .policy
-            .unwrap()
+        load_from_bytes(&format!(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\n{text}"
+        ))
+        .policy
+        .unwrap()
     }
 
     fn info(method: &str, target: &str) -> RequestInfo {
@@ -345,7 +352,12 @@ mod tests {
 
     /// A flat JSON object's top-level keys and raw values (enough for audit events).
     fn top_level(line: &str) -> Vec<(String, String)> {
-        let s = line.trim_end().strip_prefix('{').unwrap().strip_suffix('}').unwrap();
+        let s = line
+            .trim_end()
+            .strip_prefix('{')
+            .unwrap()
+            .strip_suffix('}')
+            .unwrap();
         let (mut out, mut depth, mut in_str, mut esc, mut start) = (Vec::new(), 0, false, false, 0);
         let b = s.as_bytes();
         let mut push = |part: &str| {
@@ -459,7 +471,8 @@ mod tests {
 
         // The exec: ResponseStarted then ResponseComplete (a long-running request). The
         // real events are bob's; only the user, the namespace and the pod differ.
-        let target = "/api/v1/namespaces/dev/pods/web-1/exec?command=sh&container=nginx&stdout=true";
+        let target =
+            "/api/v1/namespaces/dev/pods/web-1/exec?command=sh&container=nginx&stdout=true";
         let i = info("POST", "/api/v1/namespaces/dev/pods/web-1/exec");
         let status = Status::forbidden("bob", &i);
         assert_eq!(
@@ -489,13 +502,16 @@ mod tests {
             s.object_json(),
             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"pods \\\"kaudit-node-probe\\\" is forbidden: User \\\"system:anonymous\\\" cannot create resource \\\"pods/exec\\\" in API group \\\"\\\" in the namespace \\\"default\\\"\",\"reason\":\"Forbidden\",\"details\":{\"name\":\"kaudit-node-probe\",\"kind\":\"pods\"},\"code\":403}"
         );
-        let s = m("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings");
+        let s = m(
+            "POST",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        );
         assert_eq!(
             s.message,
             "clusterrolebindings.rbac.authorization.k8s.io is forbidden: User \"system:anonymous\" cannot create resource \"clusterrolebindings\" in API group \"rbac.authorization.k8s.io\" at the cluster scope"
         );
         assert_eq!(
-            s.details.as_deref(),
+            s.details_json().as_deref(),
             Some("{\"group\":\"rbac.authorization.k8s.io\",\"kind\":\"clusterrolebindings\"}")
         );
         let s = m("POST", "/kaudit-probe");
@@ -503,7 +519,7 @@ mod tests {
             s.message,
             "forbidden: User \"system:anonymous\" cannot post path \"/kaudit-probe\""
         );
-        assert_eq!(s.details.as_deref(), Some("{}"));
+        assert_eq!(s.details_json().as_deref(), Some("{}"));
         assert_eq!(
             m("GET", "/a<b>&c").message,
             "forbidden: User \"system:anonymous\" cannot get path \"/a&lt;b&gt;&amp;c\""
@@ -549,7 +565,15 @@ mod tests {
         let rule_omit =
             policy("rules:\n- level: Metadata\n  omitStages: [ResponseStarted, RequestReceived]\n");
         assert!(
-            lines(&rule_omit, "POST", EXEC, Outcome::Unauthenticated, 401, Some(&s)).is_empty()
+            lines(
+                &rule_omit,
+                "POST",
+                EXEC,
+                Outcome::Unauthenticated,
+                401,
+                Some(&s)
+            )
+            .is_empty()
         );
         let i = info("POST", EXEC);
         let f = Status::forbidden("system:anonymous", &i);
@@ -599,8 +623,14 @@ mod tests {
             ("POST", "/kaudit-probe"),
             ("GET", "/api/v1/namespaces/default/pods/kaudit-node-probe"),
             ("GET", "/api/v1/namespaces/default/pods"),
-            ("POST", "/api/v1/namespaces/default/pods/kaudit-node-probe/attach"),
-            ("POST", "/apis/x.io/v1/namespaces/default/pods/kaudit-node-probe/exec"),
+            (
+                "POST",
+                "/api/v1/namespaces/default/pods/kaudit-node-probe/attach",
+            ),
+            (
+                "POST",
+                "/apis/x.io/v1/namespaces/default/pods/kaudit-node-probe/exec",
+            ),
             ("POST", EXEC),
         ];
         let mut recorded = Vec::new();
@@ -629,7 +659,12 @@ mod tests {
 
     #[test]
     fn backend_pause_and_disabled() {
-        let b = Backend::new(Some(policy("rules:\n- level: Metadata\n")), None, false, None);
+        let b = Backend::new(
+            Some(policy("rules:\n- level: Metadata\n")),
+            None,
+            false,
+            None,
+        );
         assert!(!b.enabled(), "no log: nothing recorded");
         assert!(!b.paused());
         assert!(b.toggle_pause());

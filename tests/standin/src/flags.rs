@@ -879,7 +879,10 @@ pub fn help_text(version: &str, release: Release) -> String {
          \x20 sandbox has no certificates). Anonymous GET /readyz, /livez, /healthz (checks as\n\
          \x20 upstream, 500 until ready, then 200 \"ok\"; ?verbose lists them) and /version are\n\
          \x20 allowed (system:public-info-viewer); any other anonymous request gets 403. With\n\
-         \x20 anonymous auth off, or with an Authorization header, every request gets 401.\n\
+         \x20 anonymous auth off, or with a bearer token, every request gets 401. These requests\n\
+         \x20 are audited as upstream audits them (a 401: one ResponseStarted event with no user;\n\
+         \x20 anonymous: RequestReceived, ResponseStarted for exec/attach/log/watch…, ResponseComplete),\n\
+         \x20 under the policy and into the log of the simulated requests.\n\
          \n\
          Other flags:\n\n\
          \x20     --version version[=true]   --version, --version=raw prints version information and quits\n\
@@ -890,7 +893,8 @@ pub fn help_text(version: &str, release: Release) -> String {
          \n\
          Stand-in test hooks (not in kube-apiserver):\n\
          \n\
-         \x20     --standin-rate float           simulated requests per second (default 10; env STANDIN_RATE)\n\
+         \x20     --standin-rate float           simulated requests per second (default 10; env STANDIN_RATE);\n\
+         \x20                                    0: only the server's own start-up requests, then none\n\
          \x20 STANDIN_FAIL=1                     fail at start-up with a realistic fatal error\n\
          \x20 STANDIN_FAIL_FILE=PATH             the same, while PATH exists\n\
          \x20 STANDIN_FAIL_IF_ARG=ARG            the same, when an argument equals ARG (ARG* = prefix)\n\

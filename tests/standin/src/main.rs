@@ -21,7 +21,10 @@
 //!   answers 500 until `STANDIN_READY_AFTER` (default 1s) after the first audit event and
 //!   200 `ok` after, behind upstream's authentication: with anonymous auth off
 //!   (`--anonymous-auth=false`, or the `AlwaysAllow` authorizer, kube-apiserver's default
-//!   mode) every request gets 401 (`serve.rs`).
+//!   mode) every request gets 401 (`serve.rs`);
+//! * the requests that port serves audited as upstream's handler chain audits them
+//!   (401s by `WithFailedAuthenticationAudit`, anonymous requests by `WithAudit`), under
+//!   the same policy and into the same log as the simulated requests (`audit.rs`).
 //!
 //! Journal lines for tests: `Serving securely on ADDR` when the port is up,
 //! `"STAND-IN: ready: all /readyz checks pass from now on"` when ready, and
@@ -29,11 +32,13 @@
 //!
 //! Test hooks (environment: `STANDIN_READY_AFTER`, `STANDIN_SERVE=0`, …): see `--help`.
 
+mod audit;
 mod event;
 mod flags;
 mod gostr;
 mod klog;
 mod policy;
+mod reqinfo;
 mod serve;
 mod sys;
 mod timefmt;
@@ -47,10 +52,9 @@ use std::process::exit;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::audit::Backend;
 use crate::event::Simulator;
-use crate::policy::Policy;
 use crate::sys::Signals;
-use crate::writer::Sink;
 
 /// The upstream release the stand-in imitates unless `STANDIN_VERSION` says otherwise.
 const DEFAULT_VERSION: &str = "v1.28.7";
@@ -59,6 +63,10 @@ const FIRST_EVENT_AFTER: Duration = Duration::from_millis(600);
 /// When start-up failures after flag parsing are reported (§8: 0.16–0.22 s).
 const FAILURE_AFTER: Duration = Duration::from_millis(150);
 const DEFAULT_RATE: f64 = 10.0;
+/// With rate 0, the requests simulated once at the first tick: the server's own
+/// `system:apiserver` requests (the first kinds of [`Simulator::next_request`]), as a
+/// real apiserver makes them at start-up and then goes quiet.
+const STARTUP_REQUESTS: u64 = 4;
 const DEFAULT_FAILURE: &str = "unable to load server certificate: open /var/lib/kubernetes/kubernetes.pem: no such file or directory";
 
 struct Version {
@@ -174,42 +182,29 @@ fn rate(cl: &flags::CommandLine) -> f64 {
 
 /// Everything the run loop needs once start-up succeeded.
 struct Server {
-    sink: Option<Sink>,
-    policy: Option<Policy>,
-    legacy: bool,
+    /// The policy and the log, shared with the secure port.
+    backend: Arc<Backend>,
     sim: Simulator,
-    pause_file: Option<String>,
-    paused_by_signal: bool,
     /// The secure port's readiness; `None` when `STANDIN_SERVE=0`.
     readiness: Option<Arc<serve::Readiness>>,
 }
 
 impl Server {
     fn paused(&self) -> bool {
-        self.paused_by_signal
-            || self
-                .pause_file
-                .as_deref()
-                .is_some_and(|p| Path::new(p).exists())
+        self.backend.paused()
     }
 
-    /// One simulated request: its events written whole, one write(2) per line.
+    /// One simulated request: its events written whole, one write(2) per line (a
+    /// failure is reported as audit.HandlePluginError does).
     fn request(&mut self) {
-        let Some(sink) = self.sink.as_mut() else {
+        if !self.backend.has_log() {
             return;
-        };
+        }
         let now = SystemTime::now();
         let req = self.sim.next_request(now);
-        for (line, legacy) in self.sim.lines(&req, self.policy.as_ref(), self.legacy, now) {
-            if let Err(e) = sink.write(line.as_bytes()) {
-                // audit.HandlePluginError (§2.3 "Error accounting").
-                klog::error(
-                    "audit.go:80",
-                    &format!(
-                        "Error in audit plugin 'log' affecting 1 audit events: {e}\nImpacted events:\n{legacy}"
-                    ),
-                );
-            }
+        let b = &self.backend;
+        for (line, legacy) in self.sim.lines(&req, b.policy(), b.legacy(), now) {
+            b.write_line(&line, &legacy);
         }
     }
 }
@@ -368,6 +363,15 @@ fn main() {
     }
 
     let rate = rate(&cl);
+    // The secure port serves from here, so its requests are audited from the first.
+    let backend = Arc::new(Backend::new(
+        policy,
+        sink,
+        log.format == "legacy",
+        std::env::var("STANDIN_PAUSE_FILE")
+            .ok()
+            .filter(|p| !p.is_empty()),
+    ));
     let readiness = match (listener, tls) {
         (Some(listener), Some(tls)) => {
             let readiness = Arc::new(serve::Readiness::new(ready_after));
@@ -383,6 +387,7 @@ fn main() {
                     minor: ver.minor.clone(),
                     git_version: ver.text.clone(),
                 },
+                audit: Some(Arc::clone(&backend)),
             });
             if let Err(e) = serve::serve(listener, site) {
                 fatal(
@@ -405,21 +410,16 @@ fn main() {
         &[("rate", &format!("{rate}/s")), ("auditLogPath", &log.path)],
     );
     let mut server = Server {
-        sink,
-        policy,
-        legacy: log.format == "legacy",
+        backend,
         sim: Simulator::new(&ver.base),
-        pause_file: std::env::var("STANDIN_PAUSE_FILE")
-            .ok()
-            .filter(|p| !p.is_empty()),
-        paused_by_signal: false,
         readiness,
     };
     run(&mut server, &signals, t0, rate);
 }
 
 /// The steady loop: requests at `rate` per second from `t0 + 0.6 s`, READY=1 after the
-/// first tick, signals between ticks.
+/// first tick, signals between ticks. With rate 0 the first tick simulates the server's
+/// own start-up requests only, and nothing follows (a quiet node).
 fn run(server: &mut Server, signals: &Signals, t0: Instant, rate: f64) -> ! {
     const MAX_BATCH: u64 = 10_000;
     let first = t0 + FIRST_EVENT_AFTER;
@@ -451,6 +451,11 @@ fn run(server: &mut Server, signals: &Signals, t0: Instant, rate: f64) -> ! {
             while done < stop {
                 server.request();
                 done += 1;
+            }
+            if !ready && interval.is_none() {
+                for _ in 0..STARTUP_REQUESTS {
+                    server.request();
+                }
             }
         }
         if !ready {
@@ -492,8 +497,7 @@ fn handle_signal(server: &mut Server, sig: i32) {
         }
         libc::SIGHUP => sys::die_from_signal(sig),
         libc::SIGUSR2 => {
-            server.paused_by_signal = !server.paused_by_signal;
-            let state = if server.paused_by_signal {
+            let state = if server.backend.toggle_pause() {
                 "paused"
             } else {
                 "resumed"

@@ -143,12 +143,14 @@ fn field_exact_match(selector: &str, field: &str) -> Result<Option<String>, ()> 
     let mut found = None;
     for term in terms.iter().filter(|t| !t.is_empty()) {
         // `splitTerm`: the first operator from the left, `!=` and `==` before `=`.
-        let split = (0..term.len()).filter(|&i| term.is_char_boundary(i)).find_map(|i| {
-            ["!=", "==", "="]
-                .into_iter()
-                .find(|op| term[i..].starts_with(op))
-                .map(|op| (&term[..i], op, &term[i + op.len()..]))
-        });
+        let split = (0..term.len())
+            .filter(|&i| term.is_char_boundary(i))
+            .find_map(|i| {
+                ["!=", "==", "="]
+                    .into_iter()
+                    .find(|op| term[i..].starts_with(op))
+                    .map(|op| (&term[..i], op, &term[i + op.len()..]))
+            });
         let (lhs, op, rhs) = split.ok_or(())?;
         let value = unescape_value(rhs).ok_or(())?;
         if op != "!=" && lhs == field && found.is_none() {
@@ -232,12 +234,10 @@ pub fn request_info(method: &str, path: &str, query: &str) -> RequestInfo {
         .to_string();
     }
 
-    if parts[0] == "namespaces" {
-        if parts.len() > 1 {
-            info.namespace = parts[1].to_string();
-            if parts.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&parts[2]) {
-                parts.drain(..2);
-            }
+    if parts[0] == "namespaces" && parts.len() > 1 {
+        info.namespace = parts[1].to_string();
+        if parts.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&parts[2]) {
+            parts.drain(..2);
         }
     }
 
@@ -300,7 +300,17 @@ mod tests {
     }
 
     /// (verb, group, version, namespace, resource, subresource, name)
-    fn res(i: &RequestInfo) -> (&str, &str, &str, &str, &str, &str, &str) {
+    type Want<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+    );
+
+    fn res(i: &RequestInfo) -> Want<'_> {
         assert!(i.resource_request, "{i:?}");
         (
             &i.verb,
@@ -316,8 +326,12 @@ mod tests {
     #[test]
     fn resource_requests_like_request_info_factory() {
         // The cases of upstream's requestinfo_test.go TestGetAPIRequestInfo.
-        let cases: &[(&str, &str, (&str, &str, &str, &str, &str, &str, &str))] = &[
-            ("GET", "/api/v1/namespaces", ("list", "", "v1", "", "namespaces", "", "")),
+        let cases: &[(&str, &str, Want)] = &[
+            (
+                "GET",
+                "/api/v1/namespaces",
+                ("list", "", "v1", "", "namespaces", "", ""),
+            ),
             (
                 "GET",
                 "/api/v1/namespaces/other",
@@ -338,7 +352,11 @@ mod tests {
                 "/api/v1/namespaces/other/pods/foo",
                 ("get", "", "v1", "other", "pods", "", "foo"),
             ),
-            ("GET", "/api/v1/pods", ("list", "", "v1", "", "pods", "", "")),
+            (
+                "GET",
+                "/api/v1/pods",
+                ("list", "", "v1", "", "pods", "", ""),
+            ),
             (
                 "GET",
                 "/api/v1/namespaces/other/pods/foo/status",
@@ -377,7 +395,15 @@ mod tests {
             (
                 "GET",
                 "/apis/extensions/v1beta1/namespaces/other/extensions",
-                ("list", "extensions", "v1beta1", "other", "extensions", "", ""),
+                (
+                    "list",
+                    "extensions",
+                    "v1beta1",
+                    "other",
+                    "extensions",
+                    "",
+                    "",
+                ),
             ),
             (
                 "GET",
@@ -412,7 +438,15 @@ mod tests {
             (
                 "PUT",
                 "/api/v1/namespaces/other/finalize",
-                ("update", "", "v1", "other", "namespaces", "finalize", "other"),
+                (
+                    "update",
+                    "",
+                    "v1",
+                    "other",
+                    "namespaces",
+                    "finalize",
+                    "other",
+                ),
             ),
             (
                 "PUT",
@@ -447,17 +481,41 @@ mod tests {
             (
                 "POST",
                 "/api/v1/namespaces/default/pods/kaudit-node-probe/exec?command=true",
-                ("create", "", "v1", "default", "pods", "exec", "kaudit-node-probe"),
+                (
+                    "create",
+                    "",
+                    "v1",
+                    "default",
+                    "pods",
+                    "exec",
+                    "kaudit-node-probe",
+                ),
             ),
             (
                 "PUT",
                 "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/l1",
-                ("update", "coordination.k8s.io", "v1", "kube-system", "leases", "", "l1"),
+                (
+                    "update",
+                    "coordination.k8s.io",
+                    "v1",
+                    "kube-system",
+                    "leases",
+                    "",
+                    "l1",
+                ),
             ),
             (
                 "GET",
                 "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/admin",
-                ("get", "rbac.authorization.k8s.io", "v1", "", "clusterrolebindings", "", "admin"),
+                (
+                    "get",
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "",
+                    "clusterrolebindings",
+                    "",
+                    "admin",
+                ),
             ),
             (
                 "OPTIONS",

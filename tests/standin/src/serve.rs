@@ -13,12 +13,13 @@
 //!   `--cert-dir`: a test sandbox has no certificates, and clients of a test double do
 //!   not verify it.
 //! * Authentication before the handler, as `DefaultBuildHandlerChain` does: the stand-in
-//!   knows no credentials, so a request with an `Authorization` header gets 401, and so
-//!   does every request when anonymous auth is off (`--anonymous-auth=false`, or the
-//!   `AlwaysAllow` authorizer, see [`always_allow_resets_anonymous`]). An anonymous GET of
-//!   `/healthz`, `/livez`, `/readyz` or `/version` is allowed (the bootstrap ClusterRole
+//!   knows no credentials, so a request with a bearer token gets 401, and so does every
+//!   request when anonymous auth is off (`--anonymous-auth=false`, or the `AlwaysAllow`
+//!   authorizer, see [`always_allow_resets_anonymous`]). An anonymous GET of `/healthz`,
+//!   `/livez`, `/readyz` or `/version` is allowed (the bootstrap ClusterRole
 //!   `system:public-info-viewer`, plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go);
-//!   anything else gets 403 with upstream's Status body.
+//!   anything else gets 403 with upstream's Status body (`responsewriters.Forbidden`), for
+//!   resource requests as well (`reqinfo.rs` tells them apart).
 //! * The health endpoints answer like `handleRootHealth`
 //!   (k8s.io/apiserver/pkg/server/healthz/healthz.go): 500 with every check listed and
 //!   the failing ones `failed: reason withheld` until ready, then 200 `ok` (`?verbose`
@@ -27,8 +28,8 @@
 //! * Plain HTTP sent to the port gets Go's `Client sent an HTTP request to an HTTPS
 //!   server.` answer.
 //!
-//! The requests served here are not audited: only the simulated requests of the run loop
-//! write events.
+//! The requests served here are audited like upstream's (`audit.rs`), through the same
+//! policy and log as the run loop's simulated requests, before their answer is sent.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -41,9 +42,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::audit::{self, Backend, Outcome, Served};
 use crate::event::{Rng, json_string};
 use crate::gostr::{self, errno_text};
 use crate::klog;
+use crate::reqinfo::{self, RequestInfo};
 
 /// The default of `STANDIN_READY_AFTER`.
 pub const DEFAULT_READY_AFTER: Duration = Duration::from_secs(1);
@@ -167,6 +170,41 @@ pub fn anonymous_enabled(anonymous_auth: bool, modes: &[String]) -> bool {
 /// The non-resource URLs `system:public-info-viewer` grants `get` on.
 const PUBLIC_INFO_URLS: [&str; 5] = ["/healthz", "/livez", "/readyz", "/version", "/version/"];
 
+/// The reason the RBAC authorizer gives for allowing those to anonymous requests.
+const PUBLIC_INFO_REASON: &str = "RBAC: allowed by ClusterRoleBinding \"system:public-info-viewer\" of ClusterRole \"system:public-info-viewer\" to Group \"system:unauthenticated\"";
+
+/// Whether an `Authorization` header carries a bearer token, as the bearer-token
+/// authenticator reads it (k8s.io/apiserver/pkg/authentication/request/bearertoken):
+/// trimmed, `Bearer` in any case, one space, a non-empty token. The stand-in validates no
+/// token, so any token fails authentication (401); any other header (`Basic …`, a bare
+/// `Bearer`) is no credential at all, and the request is anonymous.
+pub fn bearer_token(authorization: &str) -> bool {
+    let mut parts = authorization.trim().splitn(3, ' ');
+    let scheme = parts.next().unwrap_or("");
+    scheme.eq_ignore_ascii_case("bearer") && parts.next().is_some_and(|t| !t.is_empty())
+}
+
+/// Authentication, then authorization for `system:anonymous`.
+pub fn authorize(req: &Request, anonymous: bool, info: &RequestInfo) -> Outcome {
+    // The stand-in has no token, password or front-proxy authenticator that could accept
+    // a token, and a failed authenticator is a 401 even with anonymous auth on
+    // (union.NewFailOnError in pkg/kubeapiserver/authenticator/config.go).
+    if req.credentials || !anonymous {
+        return Outcome::Unauthenticated;
+    }
+    let allowed = !info.resource_request
+        && info.verb == "get"
+        && PUBLIC_INFO_URLS.contains(&info.path.as_str());
+    Outcome::Anonymous {
+        allowed,
+        reason: if allowed {
+            PUBLIC_INFO_REASON.to_string()
+        } else {
+            String::new()
+        },
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Requests and responses
 
@@ -174,12 +212,20 @@ const PUBLIC_INFO_URLS: [&str; 5] = ["/healthz", "/livez", "/readyz", "/version"
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Request {
     pub method: String,
+    /// The decoded path (`req.URL.Path`).
     pub path: String,
+    /// The raw query.
     pub query: String,
+    /// The path and query as sent (`req.URL.RequestURI()`).
+    pub uri: String,
     pub http10: bool,
-    /// An `Authorization` header was sent.
+    /// A bearer token was sent ([`bearer_token`]).
     pub credentials: bool,
     pub user_agent: String,
+    /// The first `Audit-ID`, `X-Forwarded-For` and `X-Real-Ip` headers.
+    pub audit_id: String,
+    pub forwarded_for: String,
+    pub real_ip: String,
     /// The client asked to close (or HTTP/1.0 without keep-alive).
     pub close: bool,
     pub content_length: u64,
@@ -191,6 +237,148 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// The `metav1.Status` the body encodes, if it is one.
+    pub status_object: Option<Status>,
+}
+
+/// A `metav1.Status` failure, as `apierrors` builds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Status {
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+    /// `StatusDetails` (name, group, kind; empty ones left out), or none at all.
+    pub details: Option<Vec<(&'static str, String)>>,
+}
+
+impl Status {
+    /// `apierrors.NewUnauthorized("Unauthorized")`, what `genericapifilters.Unauthorized`
+    /// answers.
+    pub fn unauthorized() -> Status {
+        Status {
+            code: 401,
+            reason: "Unauthorized",
+            message: "Unauthorized".into(),
+            details: None,
+        }
+    }
+
+    /// What `responsewriters.Forbidden` answers when the authorizer denies a request:
+    /// `forbiddenMessage` with `&`, `<`, `>` replaced by entities, in
+    /// `apierrors.NewForbidden` (the RBAC authorizer gives no reason for a denial).
+    pub fn forbidden(user: &str, info: &RequestInfo) -> Status {
+        let q = gostr::quote;
+        let what = if !info.resource_request {
+            format!(
+                "User {} cannot {} path {}",
+                q(user),
+                info.verb,
+                q(&info.path)
+            )
+        } else {
+            let mut resource = info.resource.clone();
+            if !info.subresource.is_empty() {
+                resource = format!("{resource}/{}", info.subresource);
+            }
+            let scope = if info.namespace.is_empty() {
+                "at the cluster scope".to_string()
+            } else {
+                format!("in the namespace {}", q(&info.namespace))
+            };
+            format!(
+                "User {} cannot {} resource {} in API group {} {scope}",
+                q(user),
+                info.verb,
+                q(&resource),
+                q(&info.api_group)
+            )
+        };
+        let what = what
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        // schema.GroupResource{Group, Resource}.String(): empty for a non-resource request.
+        let (group, resource, name) = if info.resource_request {
+            (
+                info.api_group.as_str(),
+                info.resource.as_str(),
+                info.name.as_str(),
+            )
+        } else {
+            ("", "", "")
+        };
+        let qualified = if group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{group}")
+        };
+        let message = if qualified.is_empty() {
+            format!("forbidden: {what}")
+        } else if name.is_empty() {
+            format!("{qualified} is forbidden: {what}")
+        } else {
+            format!("{qualified} {} is forbidden: {what}", q(name))
+        };
+        let details = [("name", name), ("group", group), ("kind", resource)]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
+        Status {
+            code: 403,
+            reason: "Forbidden",
+            message,
+            details: Some(details),
+        }
+    }
+
+    /// `details`, compact (`None` without details).
+    #[cfg(test)]
+    pub fn details_json(&self) -> Option<String> {
+        self.details.as_ref().map(|d| {
+            let f: Vec<(&str, String)> = d.iter().map(|(k, v)| (*k, json_string(v))).collect();
+            json_object(&f, false)
+        })
+    }
+
+    /// The fields of the object, each encoded; `with_type`: with `kind` and `apiVersion`
+    /// (the body and `responseObject`), without (the event's `responseStatus`).
+    fn fields(&self, with_type: bool, indent: bool) -> Vec<(&'static str, String)> {
+        let mut f = Vec::new();
+        if with_type {
+            f.push(("kind", json_string("Status")));
+            f.push(("apiVersion", json_string("v1")));
+        }
+        f.push(("metadata", "{}".to_string()));
+        f.push(("status", json_string("Failure")));
+        f.push(("message", json_string(&self.message)));
+        f.push(("reason", json_string(self.reason)));
+        if let Some(d) = &self.details {
+            let items: Vec<(&str, String)> = d.iter().map(|(k, v)| (*k, json_string(v))).collect();
+            let encoded = match (indent, items.is_empty()) {
+                (true, false) => json_object(&items, true).replace('\n', "\n  "),
+                _ => json_object(&items, false),
+            };
+            f.push(("details", encoded));
+        }
+        f.push(("code", self.code.to_string()));
+        f
+    }
+
+    /// The object as a compact body carries it (without the encoder's newline).
+    pub fn object_json(&self) -> String {
+        json_object(&self.fields(true, false), false)
+    }
+
+    /// The event's `responseStatus`, as `audit.LogResponseObject` copies it.
+    pub fn audit_json(&self) -> String {
+        json_object(&self.fields(false, false), false)
+    }
+
+    /// `json.MarshalIndent(v, "", "  ")`.
+    fn pretty_json(&self) -> String {
+        json_object(&self.fields(true, true), true)
+    }
 }
 
 /// The release as `/version` shows it.
@@ -287,6 +475,7 @@ fn health(name: &str, ready: bool, verbose: bool) -> Response {
         status,
         content_type: TEXT,
         body,
+        status_object: None,
     }
 }
 
@@ -318,6 +507,9 @@ fn query_value(query: &str, key: &str) -> Option<String> {
 /// A JSON object with Go's `json.Marshal` or `json.MarshalIndent(v, "", "  ")` layout,
 /// from (key, already-encoded value) pairs.
 fn json_object(fields: &[(&str, String)], indent: bool) -> String {
+    if fields.is_empty() {
+        return "{}".into();
+    }
     let items: Vec<String> = fields
         .iter()
         .map(|(k, v)| {
@@ -337,54 +529,53 @@ fn json_object(fields: &[(&str, String)], indent: bool) -> String {
 
 /// A `metav1.Status` failure, as `responsewriters.ErrorNegotiated` writes it (compact
 /// JSON from `json.Encoder`, so with a newline; indented for curl and browsers).
-fn status_failure(
-    req: &Request,
-    code: u16,
-    reason: &str,
-    message: &str,
-    details: bool,
-) -> Response {
-    let mut fields = vec![
-        ("kind", json_string("Status")),
-        ("apiVersion", json_string("v1")),
-        ("metadata", "{}".to_string()),
-        ("status", json_string("Failure")),
-        ("message", json_string(message)),
-        ("reason", json_string(reason)),
-    ];
-    if details {
-        fields.push(("details", "{}".to_string()));
-    }
-    fields.push(("code", code.to_string()));
+fn status_response(req: &Request, status: Status) -> Response {
     let body = if pretty(req) {
-        json_object(&fields, true)
+        status.pretty_json()
     } else {
-        json_object(&fields, false) + "\n"
+        status.object_json() + "\n"
     };
     Response {
-        status: code,
+        status: status.code,
         content_type: JSON,
         body,
+        status_object: Some(status),
     }
 }
 
+/// The request's attributes (`RequestInfoFactory`).
+pub fn request_info(req: &Request) -> RequestInfo {
+    reqinfo::request_info(&req.method, &req.path, &req.query)
+}
+
 /// The answer to one request. `ready` is the readiness at the time of the request.
+#[cfg(test)]
 pub fn route(req: &Request, anonymous: bool, ready: bool, version: &VersionInfo) -> Response {
-    // The stand-in has no token, password or front-proxy authenticator that could accept
-    // the header, and a failed authenticator is a 401 even with anonymous auth on
-    // (union.NewFailOnError in pkg/kubeapiserver/authenticator/config.go).
-    if req.credentials || !anonymous {
-        return status_failure(req, 401, "Unauthorized", "Unauthorized", false);
-    }
-    // Non-resource requests: the verb is the lower-cased method (RequestInfoFactory).
-    let verb = req.method.to_ascii_lowercase();
-    if verb != "get" || !PUBLIC_INFO_URLS.contains(&req.path.as_str()) {
-        let message = format!(
-            "forbidden: User {} cannot {verb} path {}",
-            gostr::quote("system:anonymous"),
-            gostr::quote(&req.path)
-        );
-        return status_failure(req, 403, "Forbidden", &message, true);
+    let info = request_info(req);
+    respond(
+        req,
+        &info,
+        &authorize(req, anonymous, &info),
+        ready,
+        version,
+    )
+}
+
+/// The answer, once authentication and authorization have decided.
+pub fn respond(
+    req: &Request,
+    info: &RequestInfo,
+    outcome: &Outcome,
+    ready: bool,
+    version: &VersionInfo,
+) -> Response {
+    match outcome {
+        Outcome::Unauthenticated => return status_response(req, Status::unauthorized()),
+        Outcome::Anonymous { allowed: false, .. } => {
+            let user = audit::anonymous_user().username;
+            return status_response(req, Status::forbidden(&user, info));
+        }
+        Outcome::Anonymous { allowed: true, .. } => {}
     }
     match req.path.as_str() {
         "/version" | "/version/" => Response {
@@ -405,6 +596,7 @@ pub fn route(req: &Request, anonymous: bool, ready: bool, version: &VersionInfo)
                 ],
                 true,
             ),
+            status_object: None,
         },
         path => health(
             path.trim_start_matches('/'),
@@ -495,18 +687,32 @@ pub fn parse_head(lines: &[String]) -> Option<Request> {
     };
     let mut req = Request {
         method: method.to_string(),
-        path: path.to_string(),
+        // net/http answers 400 to a malformed escape (url.ParseRequestURI fails).
+        path: reqinfo::unescape(path, false)?,
         query: query.to_string(),
+        uri: target.to_string(),
         http10,
         close: http10,
         ..Request::default()
     };
+    let mut seen: Vec<String> = Vec::new();
     for line in &lines[1..] {
         let (name, value) = line.split_once(':')?;
         let value = value.trim();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "authorization" => req.credentials |= !value.is_empty(),
-            "user-agent" => req.user_agent = value.to_string(),
+        let name = name.trim().to_ascii_lowercase();
+        // Header.Get: the first of several.
+        let first = !seen.contains(&name);
+        let set_first = |slot: &mut String| {
+            if first {
+                *slot = value.to_string();
+            }
+        };
+        match name.as_str() {
+            "authorization" if first => req.credentials = bearer_token(value),
+            "user-agent" => set_first(&mut req.user_agent),
+            "audit-id" => set_first(&mut req.audit_id),
+            "x-forwarded-for" => set_first(&mut req.forwarded_for),
+            "x-real-ip" => set_first(&mut req.real_ip),
             "connection" => {
                 let v = value.to_ascii_lowercase();
                 if v.split(',').any(|t| t.trim() == "close") {
@@ -519,8 +725,46 @@ pub fn parse_head(lines: &[String]) -> Option<Request> {
             "transfer-encoding" => req.chunked |= value.to_ascii_lowercase().contains("chunked"),
             _ => {}
         }
+        if first {
+            seen.push(name);
+        }
     }
     Some(req)
+}
+
+/// Go's `net.IP.String()` of a parsed address: IPv4-mapped IPv6 shows as IPv4.
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+/// `utilnet.SourceIPs` (k8s.io/apimachinery/pkg/util/net/http.go): the addresses of
+/// `X-Forwarded-For`, then `X-Real-Ip` if not among them, then the peer unless it is
+/// the last one already.
+pub fn source_ips(req: &Request, peer: Option<IpAddr>) -> Vec<String> {
+    let mut ips: Vec<String> = req
+        .forwarded_for
+        .split(',')
+        .filter_map(|p| p.trim().parse::<IpAddr>().ok())
+        .map(ip_text)
+        .collect();
+    if let Ok(ip) = req.real_ip.parse::<IpAddr>() {
+        let ip = ip_text(ip);
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    if let Some(ip) = peer.map(ip_text)
+        && ips.last() != Some(&ip)
+    {
+        ips.push(ip);
+    }
+    ips
 }
 
 // ---------------------------------------------------------------------------------
@@ -651,6 +895,8 @@ pub struct Site {
     pub anonymous: bool,
     pub readiness: Arc<Readiness>,
     pub version: VersionInfo,
+    /// The audit log backend (shared with the run loop); `None`: nothing is audited.
+    pub audit: Option<Arc<Backend>>,
 }
 
 /// Serves `listener` from a background thread (one more thread per connection).
@@ -720,6 +966,7 @@ fn read_head(r: &mut impl BufRead) -> io::Result<Option<Vec<String>>> {
 }
 
 fn handle(stream: TcpStream, site: &Site) -> io::Result<()> {
+    let peer_ip = stream.peer_addr().ok().map(|a| a.ip());
     // Go shows an IPv4 client of a dual-stack socket as IPv4.
     let peer = stream.peer_addr().map_or_else(
         |_| "?".to_string(),
@@ -773,18 +1020,45 @@ fn handle(stream: TcpStream, site: &Site) -> io::Result<()> {
             w.flush()?;
             break;
         };
+        // WithRequestReceivedTimestamp: when the handler chain starts, after the head.
+        let received = SystemTime::now();
         // Discard a small body; do not try to read a chunked or large one.
         let mut close = req.close || req.chunked || req.content_length > MAX_BODY;
         if !close && req.content_length > 0 {
             let copied = io::copy(&mut (&mut tls).take(req.content_length), &mut io::sink())?;
             close |= copied < req.content_length;
         }
-        let resp = route(
+        let info = request_info(&req);
+        let outcome = authorize(&req, site.anonymous, &info);
+        let resp = respond(
             &req,
-            site.anonymous,
+            &info,
+            &outcome,
             site.readiness.is_ready(),
             &site.version,
         );
+        // WithAuditInit: the client's Audit-ID, else a new one; echoed as `Audit-Id`.
+        let audit_id = if req.audit_id.is_empty() {
+            rng.uuid()
+        } else {
+            req.audit_id.clone()
+        };
+        if let Some(backend) = &site.audit {
+            audit::record(
+                backend,
+                &Served {
+                    info: &info,
+                    request_uri: &req.uri,
+                    source_ips: source_ips(&req, peer_ip),
+                    user_agent: &req.user_agent,
+                    audit_id: &audit_id,
+                    received,
+                    outcome: &outcome,
+                    code: resp.status,
+                    status: resp.status_object.as_ref(),
+                },
+            );
+        }
         if req.path == "/readyz" && resp.status == 200 && site.readiness.first_readyz_ok() {
             klog::info_s(
                 "standin.go:9",
@@ -793,7 +1067,7 @@ fn handle(stream: TcpStream, site: &Site) -> io::Result<()> {
             );
         }
         let w = tls.get_mut();
-        w.write_all(&encode_response(&resp, &req, &rng.uuid(), close))?;
+        w.write_all(&encode_response(&resp, &req, &audit_id, close))?;
         w.flush()?;
         if close {
             break;
@@ -956,11 +1230,35 @@ mod tests {
 
     #[test]
     fn anonymous_gets_403_elsewhere() {
+        // A resource request: the body of a real v1.32's answer (its audit event's
+        // responseObject, plus the encoder's newline).
         let r = route(&get("/api/v1/namespaces"), true, true, &version());
         assert_eq!(r.status, 403);
         assert_eq!(
             r.body,
-            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/api/v1/namespaces\\\"\",\"reason\":\"Forbidden\",\"details\":{},\"code\":403}\n"
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"namespaces is forbidden: User \\\"system:anonymous\\\" cannot list resource \\\"namespaces\\\" in API group \\\"\\\" at the cluster scope\",\"reason\":\"Forbidden\",\"details\":{\"kind\":\"namespaces\"},\"code\":403}\n"
+        );
+        assert_eq!(
+            r.status_object.as_ref().map(|s| s.object_json() + "\n"),
+            Some(r.body.clone())
+        );
+        // A non-resource request.
+        let r = route(&get("/kaudit-probe"), true, true, &version());
+        assert_eq!(
+            r.body,
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/kaudit-probe\\\"\",\"reason\":\"Forbidden\",\"details\":{},\"code\":403}\n"
+        );
+        // Indented for curl, details too.
+        let mut exec = get("/api/v1/namespaces/default/pods/p/exec?command=true");
+        exec.method = "POST".into();
+        exec.user_agent = "curl/8.5.0".into();
+        let r = route(&exec, true, true, &version());
+        assert!(
+            r.body.ends_with(
+                "\"reason\": \"Forbidden\",\n  \"details\": {\n    \"name\": \"p\",\n    \"kind\": \"pods\"\n  },\n  \"code\": 403\n}"
+            ),
+            "{}",
+            r.body
         );
         // The ClusterRole grants the exact paths, and only `get`.
         assert_eq!(
@@ -1007,6 +1305,71 @@ mod tests {
         assert!(h(&["GET /"]).is_none());
         assert!(h(&["GET / SPDY/3"]).is_none());
         assert!(h(&["GET / HTTP/1.1", "no colon"]).is_none());
+        // The path is decoded, the URI kept as sent; a malformed escape is a 400.
+        let r = h(&["GET /api/v1/namespaces/a%2Db/pods?watch=1&x=%41 HTTP/1.1"]).unwrap();
+        assert_eq!(r.path, "/api/v1/namespaces/a-b/pods");
+        assert_eq!(r.query, "watch=1&x=%41");
+        assert_eq!(r.uri, "/api/v1/namespaces/a%2Db/pods?watch=1&x=%41");
+        assert!(h(&["GET /a%zz HTTP/1.1"]).is_none());
+        let r = h(&["GET https://h:1/x?y HTTP/1.1"]).unwrap();
+        assert_eq!(r.uri, "/x?y");
+        // The first of repeated headers counts, as Header.Get reads it.
+        let r = h(&[
+            "GET / HTTP/1.1",
+            "User-Agent: one",
+            "user-agent: two",
+            "Audit-ID: my-id",
+            "X-Forwarded-For: 10.0.0.1, 10.0.0.2",
+            "X-Real-Ip: 10.0.0.3",
+            "Authorization: Basic dTpw",
+            "Authorization: Bearer t",
+        ])
+        .unwrap();
+        assert_eq!(r.user_agent, "one");
+        assert_eq!(r.audit_id, "my-id");
+        assert!(
+            !r.credentials,
+            "only the first Authorization header is read"
+        );
+        assert_eq!(
+            source_ips(&r, Some("::ffff:127.0.0.1".parse().unwrap())),
+            ["10.0.0.1", "10.0.0.2", "10.0.0.3", "127.0.0.1"]
+        );
+        assert_eq!(
+            source_ips(&Request::default(), Some("::1".parse().unwrap())),
+            ["::1"]
+        );
+        let mut same = Request {
+            forwarded_for: "junk, 127.0.0.1".into(),
+            ..Request::default()
+        };
+        assert_eq!(
+            source_ips(&same, Some("127.0.0.1".parse().unwrap())),
+            ["127.0.0.1"]
+        );
+        same.real_ip = "127.0.0.1".into();
+        assert_eq!(source_ips(&same, None), ["127.0.0.1"]);
+    }
+
+    #[test]
+    fn bearer_tokens_like_the_bearer_authenticator() {
+        for (header, token) in [
+            ("Bearer abc", true),
+            ("bearer abc", true),
+            ("  BEARER abc  ", true),
+            ("Bearer abc def", true),
+            ("Bearer", false),
+            ("Bearer ", false),
+            ("Bearer  abc", false),
+            ("Basic dTpw", false),
+            ("", false),
+        ] {
+            assert_eq!(bearer_token(header), token, "{header:?}");
+        }
+        // No token: anonymous (403 here), not 401.
+        let mut req = get("/api/v1/pods");
+        req.credentials = bearer_token("Bearer ");
+        assert_eq!(route(&req, true, true, &version()).status, 403);
     }
 
     #[test]
@@ -1042,6 +1405,33 @@ mod tests {
         );
     }
 
+    fn tls_client(cert: CertificateDer<'static>) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+
+    /// Sends `reqs` on one TLS connection and reads until the server closes it.
+    fn tls_fetch(client: &Arc<rustls::ClientConfig>, addr: SocketAddr, reqs: &str) -> String {
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(Arc::clone(client), name).unwrap();
+        let sock = TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut tls = StreamOwned::new(conn, sock);
+        tls.write_all(reqs.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = tls.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// A real TLS GET against the server on 127.0.0.1, port 0.
     #[test]
     fn tls_round_trip() {
@@ -1054,31 +1444,12 @@ mod tests {
             anonymous: true,
             readiness: Arc::clone(&readiness),
             version: version(),
+            audit: None,
         });
         serve(listener, site).unwrap();
 
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let client = Arc::new(
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        );
-        let fetch = |reqs: &str| -> String {
-            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-            let conn = rustls::ClientConnection::new(Arc::clone(&client), name).unwrap();
-            let sock = TcpStream::connect(addr).unwrap();
-            sock.set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let mut tls = StreamOwned::new(conn, sock);
-            tls.write_all(reqs.as_bytes()).unwrap();
-            let mut out = Vec::new();
-            let _ = tls.read_to_end(&mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        };
+        let client = tls_client(cert);
+        let fetch = |reqs: &str| tls_fetch(&client, addr, reqs);
         let out = fetch("GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         assert!(
             out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
@@ -1109,5 +1480,115 @@ mod tests {
             out,
             "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
         );
+    }
+    /// Requests over real TLS are audited into the log under the policy: a policy that
+    /// records only `pods/exec` gets exactly the exec probe, with anonymous auth off
+    /// (one 401 ResponseStarted) and on (a 403's three stages); the legacy format too.
+    #[test]
+    fn tls_requests_are_audited() {
+        let dir = std::env::temp_dir().join(format!("standin-serve-audit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let exec_only = crate::policy::load_from_bytes(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  resources:\n  - group: \"\"\n    resources: [\"pods/exec\"]\n",
+        )
+        .policy
+        .unwrap();
+        let (cert, key) = self_signed_cert(None, IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap();
+        let tls = tls_config(cert.clone(), key).unwrap();
+        let client = tls_client(cert);
+        let site = |name: &str, anonymous: bool, legacy: bool| {
+            let log = dir.join(name).to_string_lossy().into_owned();
+            let sink = crate::writer::get_writer(&log, 0, 0, 0, false, false).unwrap();
+            let backend = Backend::new(Some(exec_only.clone()), sink, legacy, None);
+            let listener = listen(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let site = Arc::new(Site {
+                tls: Arc::clone(&tls),
+                anonymous,
+                readiness: Arc::new(Readiness::new(None)),
+                version: version(),
+                audit: Some(Arc::new(backend)),
+            });
+            serve(listener, site).unwrap();
+            (addr, log)
+        };
+        const EXEC: &str = "/api/v1/namespaces/default/pods/kaudit-node-probe/exec?command=true";
+        let probes = format!(
+            "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n\
+             GET /livez HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\n\
+             GET /version HTTP/1.1\r\nHost: x\r\n\r\n\
+             POST /kaudit-probe HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}\
+             GET /api/v1/namespaces/default/pods/kaudit-node-probe HTTP/1.1\r\nHost: x\r\n\r\n\
+             POST {EXEC} HTTP/1.1\r\nHost: x\r\nUser-Agent: kaudit-node-test\r\nConnection: close\r\n\r\n"
+        );
+        let audit_ids = |out: &str| -> Vec<String> {
+            out.lines()
+                .filter_map(|l| l.strip_prefix("Audit-Id: "))
+                .map(str::to_string)
+                .collect()
+        };
+
+        let (addr, log) = site("off.log", false, false);
+        let out = tls_fetch(&client, addr, &probes);
+        assert_eq!(
+            out.matches("HTTP/1.1 401 Unauthorized\r\n").count(),
+            6,
+            "{out}"
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let id = audit_ids(&out).pop().unwrap();
+        let l = lines[0];
+        assert!(l.starts_with(&format!("{{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"Metadata\",\"auditID\":\"{id}\",\"stage\":\"ResponseStarted\",\"requestURI\":\"/api/v1/namespaces/default/pods/kaudit-node-probe/exec?command=true\",\"verb\":\"create\",\"user\":{{}},\"sourceIPs\":[\"127.0.0.1\"],\"userAgent\":\"kaudit-node-test\",\"objectRef\":{{\"resource\":\"pods\",\"namespace\":\"default\",\"name\":\"kaudit-node-probe\",\"apiVersion\":\"v1\",\"subresource\":\"exec\"}},\"responseStatus\":{{\"metadata\":{{}},\"status\":\"Failure\",\"message\":\"Unauthorized\",\"reason\":\"Unauthorized\",\"code\":401}},\"requestReceivedTimestamp\":\"")), "{l}");
+        assert!(l.ends_with("Z\"}"), "{l}");
+
+        let (addr, log) = site("on.log", true, false);
+        let out = tls_fetch(&client, addr, &probes);
+        assert_eq!(
+            out.matches("HTTP/1.1 403 Forbidden\r\n").count(),
+            3,
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("HTTP/1.1 401 Unauthorized\r\n").count(),
+            1,
+            "{out}"
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let id = audit_ids(&out).pop().unwrap();
+        for (l, stage) in
+            lines
+                .iter()
+                .zip(["RequestReceived", "ResponseStarted", "ResponseComplete"])
+        {
+            assert!(
+                l.contains(&format!("\"auditID\":\"{id}\",\"stage\":\"{stage}\",")),
+                "{l}"
+            );
+            assert!(l.contains("\"user\":{\"username\":\"system:anonymous\",\"groups\":[\"system:unauthenticated\"]}"));
+        }
+        assert!(!lines[0].contains("responseStatus"));
+        assert!(lines[2].contains("\"responseStatus\":{\"metadata\":{},\"status\":\"Failure\",\"message\":\"pods \\\"kaudit-node-probe\\\" is forbidden: User \\\"system:anonymous\\\" cannot create resource \\\"pods/exec\\\" in API group \\\"\\\" in the namespace \\\"default\\\"\",\"reason\":\"Forbidden\",\"details\":{\"name\":\"kaudit-node-probe\",\"kind\":\"pods\"},\"code\":403}"), "{}", lines[2]);
+        assert!(lines[2].ends_with(",\"annotations\":{\"authorization.k8s.io/decision\":\"forbid\",\"authorization.k8s.io/reason\":\"\"}}"));
+
+        // The client's Audit-ID is the event's, and legacy lines are EventString's.
+        let (addr, log) = site("legacy.log", false, true);
+        tls_fetch(
+            &client,
+            addr,
+            &format!(
+                "POST {EXEC} HTTP/1.1\r\nHost: x\r\nAudit-ID: my-id\r\nX-Forwarded-For: 10.1.2.3\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.ends_with(" AUDIT: id=\"my-id\" stage=\"ResponseStarted\" ip=\"10.1.2.3\" method=\"create\" user=\"<none>\" groups=\"<none>\" as=\"<self>\" asgroups=\"<lookup>\" user-agent=\"\" namespace=\"default\" uri=\"/api/v1/namespaces/default/pods/kaudit-node-probe/exec?command=true\" response=\"401\"\n"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
