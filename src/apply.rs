@@ -686,7 +686,7 @@ fn rollback(
                     ep.url()
                 ));
                 let deadline = Instant::now() + s.apply.verify_timeout.as_std();
-                if let Err(last) = prove::wait_ready(ep, deadline, &mut || {}, progress) {
+                if let Err(last) = prove::wait_ready(ep, deadline, &mut || true, progress) {
                     rep.warnings.push(format!(
                         "{} is active again but {} did not answer ready within {} after the rollback ({last})",
                         s.unit,

@@ -30,6 +30,7 @@ pub mod prove;
 pub mod report;
 pub mod root;
 pub mod systemd;
+pub mod trust;
 pub mod unit;
 pub mod verify;
 

@@ -1,5 +1,5 @@
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
@@ -28,9 +28,33 @@ fn main() -> ProcessExit {
         e.exit()
     });
     logging::init(cli.verbose);
+    // With --format json, every exit prints one object, early errors too.
+    let json = matches!(
+        cli.command,
+        Command::Apply {
+            format: OutputFormat::Json,
+            ..
+        } | Command::Remove {
+            format: OutputFormat::Json,
+            ..
+        } | Command::Plan {
+            format: OutputFormat::Json,
+            ..
+        }
+    );
     match run(cli) {
         Ok(code) => ProcessExit::from(code.code() as u8),
         Err(e) => {
+            if json {
+                let _ = out(&format!(
+                    "{:#}\n",
+                    serde_json::json!({
+                        "changed": false,
+                        "error": e.message,
+                        "exit_code": e.code.code(),
+                    })
+                ));
+            }
             let _ = std::io::stdout().flush();
             eprintln!("kaudit-node: error: {}", e.message.replace('\n', "\n  "));
             ProcessExit::from(e.code.code() as u8)
@@ -47,6 +71,27 @@ fn settings(node: &NodeArgs) -> Result<config::Settings> {
             false,
         ),
     }
+}
+
+/// The configuration file as a node path, for the trust check: the default
+/// path under the root, or `--config` on the live system. With `--root`, a
+/// `--config` file is the caller's own host file, not the node's.
+fn config_node_path(node: &NodeArgs) -> Option<PathBuf> {
+    match &node.config {
+        None => Some(PathBuf::from(config::DEFAULT_PATH)),
+        Some(p) if node.root == Path::new("/") => {
+            Some(std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        }
+        Some(_) => None,
+    }
+}
+
+/// The settings of apply and plan, refused when an input that decides
+/// them is not trusted ([`kaudit_node::trust`]).
+fn trusted_settings(node: &NodeArgs, root: &Root) -> Result<config::Settings> {
+    let s = settings(node)?;
+    kaudit_node::trust::require(root, &s, config_node_path(node).as_deref())?;
+    Ok(s)
 }
 
 fn out(text: &str) -> Result<()> {
@@ -97,8 +142,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             detailed_exitcodes,
             format,
         } => {
-            let s = settings(&node)?;
             let root = Root::new(&node.root);
+            let s = trusted_settings(&node, &root)?;
             if dry_run {
                 let p = plan::plan(&s, &observe::observe(&root, &s)?)?;
                 match format {
@@ -152,8 +197,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Plan { node, format } => {
-            let s = settings(&node)?;
             let root = Root::new(&node.root);
+            let s = trusted_settings(&node, &root)?;
             let observed = observe::observe(&root, &s)?;
             let p = plan::plan(&s, &observed)?;
             match format {

@@ -224,13 +224,20 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     }));
 
     // Owners.
-    let svc_user = view.user.clone().unwrap_or_else(|| "root".to_string());
-    let (svc_uid, svc_primary_gid) = o.accounts.user(&svc_user).ok_or_else(|| {
-        Error::data(format!(
-            "{}: User={svc_user} does not exist in /etc/passwd; create the user before applying",
-            view.fragment.display()
-        ))
-    })?;
+    // A unit without User= runs as uid 0 (and gid 0), whatever
+    // /etc/passwd says: only a user the unit names is looked up.
+    let (svc_user, svc_uid, svc_primary_gid) = match &view.user {
+        None => ("root".to_string(), 0, 0),
+        Some(u) => {
+            let (uid, gid) = o.accounts.user(u).ok_or_else(|| {
+                Error::data(format!(
+                    "{}: User={u} does not exist in /etc/passwd; create the user before applying",
+                    view.fragment.display()
+                ))
+            })?;
+            (u.clone(), uid, gid)
+        }
+    };
     let (svc_group, svc_gid) = match &view.group {
         Some(g) => (
             g.clone(),
@@ -302,7 +309,8 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
             "{e}: kaudit-node's flags come last and win, but tools that read the first occurrence (kube-bench) will report the old value; remove it from there"
         ));
     }
-    let flag_list = flags::audit_flags(s);
+    let mut flag_list = flags::audit_flags(s);
+    version::adapt(&o.identity.version, &mut flag_list);
     refuse_unsupported(s, &o.identity, &flag_list)?;
     let quoted: Vec<String> = flag_list
         .iter()

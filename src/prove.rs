@@ -79,17 +79,20 @@ pub struct Verified {
 }
 
 /// Polls `/readyz` until it answers ready or `deadline` passes, calling
-/// `tick` between requests; the last answer on a timeout.
+/// `tick` between requests (which stops the wait by returning false); the
+/// last answer when it did not become ready.
 pub fn wait_ready(
     ep: &Endpoint,
     deadline: Instant,
-    tick: &mut dyn FnMut(),
+    tick: &mut dyn FnMut() -> bool,
     progress: &mut dyn FnMut(&str),
 ) -> std::result::Result<(), Answer> {
     let prober = Prober::new(REQUEST_TIMEOUT);
     let mut next_note = Instant::now() + Duration::from_secs(5);
     loop {
-        tick();
+        if !tick() {
+            return Err(Answer::Unreachable("the wait was stopped".into()));
+        }
         let a = prober.probe(ep);
         if a.is_ready() {
             return Ok(());
@@ -383,7 +386,19 @@ pub fn verify_restart(
         Err(e) => out.warnings.push(format!("readiness was not checked: {e}")),
         Ok(ep) => {
             progress(&format!("waiting for PID {pid} to serve ({})", ep.url()));
-            match wait_ready(ep, c.deadline, &mut || w.poll(), progress) {
+            let waited = wait_ready(
+                ep,
+                c.deadline,
+                &mut || {
+                    w.poll();
+                    c.alive()
+                },
+                progress,
+            );
+            if !c.alive() {
+                return Err(c.exited());
+            }
+            match waited {
                 Ok(()) => out.ready = Some(job_done.elapsed()),
                 Err(last) if before.ready => {
                     return Err(failed(format!(

@@ -20,6 +20,9 @@ struct Case {
     files: BTreeMap<String, String>,
     #[serde(default)]
     modes: BTreeMap<String, String>,
+    /// Node path → `UID:GID` (needs root).
+    #[serde(default)]
+    owners: BTreeMap<String, String>,
     #[serde(default)]
     remove: Vec<String>,
     /// Node path → the target of a symbolic link put there (replacing
@@ -157,6 +160,20 @@ fn bad_inputs_fail_clearly_and_change_nothing() {
             )
             .unwrap();
         }
+        for (rel, owner) in &c.owners {
+            let (uid, gid) = owner.split_once(':').expect("owners are UID:GID");
+            std::os::unix::fs::lchown(
+                node.join(rel),
+                Some(uid.parse().unwrap()),
+                Some(gid.parse().unwrap()),
+            )
+            .unwrap_or_else(|e| {
+                panic!(
+                    "[{}] chown {owner} {rel}: {e} (the corpus needs root)",
+                    c.name
+                )
+            });
+        }
         let config = match (&c.config, &c.config_path) {
             (_, Some(p)) => PathBuf::from(p),
             (Some(text), None) => {
@@ -261,6 +278,13 @@ fn bad_inputs_on_a_live_node_change_nothing() {
             modes.push((path.clone(), was.trim().to_string()));
             sb.run(&["chmod", mode, &path]);
         }
+        let mut owners = Vec::new();
+        for (rel, owner) in &c.owners {
+            let path = format!("/{rel}");
+            let was = sb.run(&["stat", "-c", "%u:%g", &path]);
+            owners.push((path.clone(), was.trim().to_string()));
+            sb.run(&["chown", "-h", owner, &path]);
+        }
         if let Some(text) = &c.config {
             created.extend(sb.write(&config.display().to_string(), text.as_bytes()));
         }
@@ -294,6 +318,9 @@ fn bad_inputs_on_a_live_node_change_nothing() {
         }
 
         // Put the node back as it was (in the reverse order), and prove it.
+        for (path, owner) in owners {
+            sb.run(&["chown", "-h", &owner, &path]);
+        }
         for (path, mode) in modes {
             sb.run(&["chmod", &mode, &path]);
         }

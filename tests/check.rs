@@ -186,6 +186,7 @@ fn healthy_node_is_ok_on_every_probe() {
             "log_tail",
             "log_fs",
             "drift",
+            "trust",
             "apiserver",
             "rotation",
             "cis"
@@ -890,7 +891,7 @@ fn renderers() {
     let first = lines.next().unwrap();
     let (summary, perf) = first.split_once(" | ").unwrap();
     assert!(
-        summary.starts_with("AUDIT OK - kube-apiserver.service: 12 probes OK; "),
+        summary.starts_with("AUDIT OK - kube-apiserver.service: 13 probes OK; "),
         "{summary}"
     );
     let perf: Vec<&str> = perf.split(' ').collect();
@@ -912,14 +913,14 @@ fn renderers() {
     );
     // One long-output line per probe.
     let rest: Vec<&str> = lines.collect();
-    assert_eq!(rest.len(), 12);
+    assert_eq!(rest.len(), 13);
     assert!(rest.iter().all(|l| l.starts_with("[OK] ")), "{rest:?}");
 
     let j = render::json(&r);
     assert_eq!(j["state"], "ok");
     assert_eq!(j["exit_code"], 0);
     assert_eq!(j["unit"], UNIT);
-    assert_eq!(j["probes"].as_array().unwrap().len(), 12);
+    assert_eq!(j["probes"].as_array().unwrap().len(), 13);
     assert_eq!(j["probes"][5]["name"], "log_age");
     assert_eq!(j["probes"][5]["metrics"][0]["name"], "log_age_seconds");
     assert!(j["probes"][0]["reason"].is_string());
@@ -953,7 +954,7 @@ fn renderers() {
             "{want} missing from {names:?}"
         );
     }
-    assert_eq!(prom.matches("kaudit_node_probe_state{probe=").count(), 12);
+    assert_eq!(prom.matches("kaudit_node_probe_state{probe=").count(), 13);
     assert!(prom.contains("kaudit_node_status{unit=\"kube-apiserver.service\"} 0\n"));
 
     // Not OK: the summary names the worst probes first.
@@ -1034,7 +1035,7 @@ fn cli_exit_codes_and_outputs() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["exit_code"], 2);
-    assert_eq!(v["probes"].as_array().unwrap().len(), 12);
+    assert_eq!(v["probes"].as_array().unwrap().len(), 13);
 
     // Usage errors and a bad configuration are UNKNOWN (3), never clap's 2.
     let out = bin().args(["check", "--warn-age", "5x"]).output().unwrap();

@@ -90,3 +90,31 @@ fn policy_commands() {
     assert_eq!(v["valid"], false);
     assert_eq!(v["diagnostics"][0]["field"], "rules[0]");
 }
+
+#[test]
+fn json_on_early_errors_of_plan_apply_and_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.toml");
+    for cmd in [&["plan"][..], &["apply", "--dry-run"], &["remove"]] {
+        let mut args: Vec<&str> = cmd.to_vec();
+        args.extend(["--config", missing.to_str().unwrap(), "--format", "json"]);
+        let out = run(&args, None);
+        let code = out.status.code().unwrap();
+        assert_ne!(code, 0, "{args:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not one JSON object ({e}): {}",
+                text(&out.stdout)
+            )
+        });
+        assert_eq!(v["exit_code"], code, "{args:?}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().contains("absent.toml"),
+            "{args:?}: {v}"
+        );
+        assert!(
+            text(&out.stderr).starts_with("kaudit-node: error: "),
+            "{args:?}"
+        );
+    }
+}

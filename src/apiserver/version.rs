@@ -130,6 +130,29 @@ const VALUE_SPANS: [ValueSpan; 2] = [
     },
 ];
 
+/// Flags that give the configured meaning on release `v` where its
+/// defaults differ: before 1.13 the log and webhook backends write
+/// `audit.k8s.io/v1beta1` events by default (`NewAuditOptions` at
+/// kubernetes-1.12.0), so kaudit-node asks for `audit.k8s.io/v1`, the
+/// format its configuration means and its verification reads.
+pub fn adapt(v: &Version, flags: &mut Vec<Flag>) {
+    if v.at_least((1, 13)) {
+        return;
+    }
+    for backend in ["audit-log", "audit-webhook"] {
+        let version = format!("{backend}-version");
+        let enabled = flags.iter().any(|f| {
+            f.name == format!("{backend}-path") || f.name == format!("{backend}-config-file")
+        });
+        if enabled && !flags.iter().any(|f| f.name == version) {
+            flags.push(Flag {
+                name: version,
+                value: Some("audit.k8s.io/v1".into()),
+            });
+        }
+    }
+}
+
 /// Why a release cannot run a flag kaudit-node would write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsupported {
@@ -217,6 +240,24 @@ mod tests {
         assert!(v("v1.20.0-alpha.1").at_least((1, 20)));
         assert!(!v("v1.19.16").at_least((1, 20)));
         assert!(v("v2.0.0").at_least((1, 99)));
+    }
+
+    #[test]
+    fn v1_events_asked_for_where_they_are_not_the_default() {
+        let base = vec![Flag {
+            name: "audit-log-path".into(),
+            value: Some("/var/log/a.log".into()),
+        }];
+        let mut f = base.clone();
+        adapt(&v("1.12.10"), &mut f);
+        assert_eq!(
+            f.last().unwrap().arg(),
+            "--audit-log-version=audit.k8s.io/v1"
+        );
+        assert_eq!(f.len(), 2);
+        let mut f = base.clone();
+        adapt(&v("1.13.0"), &mut f);
+        assert_eq!(f, base);
     }
 
     #[test]

@@ -376,6 +376,47 @@ pub fn check(
     // The identity needs only the unit and the binary: observed anew when
     // the whole observation failed on something else (a policy file this
     // user may not read).
+    // The inputs apply trusts: a file or directory that became writable by
+    // other users after apply is a warning here (apply refuses it).
+    let config_node = s.source.as_ref().and_then(|p| {
+        if root.is_system() {
+            Some(p.clone())
+        } else {
+            p.strip_prefix(root.dir())
+                .ok()
+                .map(|r| Path::new("/").join(r))
+        }
+    });
+    probes.push(match crate::trust::check(root, s, config_node.as_deref()) {
+        Err(e) => Probe::new("trust", State::Unknown, e.message),
+        Ok(bad) if bad.is_empty() => {
+            let files: Vec<String> = crate::trust::inputs(s, config_node.as_deref())
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect();
+            Probe::new(
+                "trust",
+                State::Ok,
+                if files.is_empty() {
+                    "no input file (the embedded defaults and a preset)".to_string()
+                } else {
+                    format!(
+                        "{} and the directories above cannot be written by other users",
+                        files.join(", ")
+                    )
+                },
+            )
+        }
+        Ok(bad) => Probe::new(
+            "trust",
+            State::Warning,
+            bad.iter()
+                .map(crate::trust::Untrusted::message)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    });
+
     let identity = match &observed {
         Ok(o) => Ok(o.identity.clone()),
         Err(_) => crate::unit::load(root, &s.unit, observe::DROPIN_NAME).and_then(|v| {

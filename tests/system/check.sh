@@ -73,8 +73,8 @@ scenario_healthy() {
 	pid=$(main_pid)
 	r0=$(reloads)
 	h0=$(node_hash)
-	expect 0 "^AUDIT OK - $UNIT: 12 probes OK; $LOG last written [0-9]+s ago \| 'restarts'=0 'log_age_seconds'=[0-9.]+s;300;900 'log_bytes'=[0-9]+B;;;0 'log_fs_free_bytes'=[0-9]+B;[0-9]+:;[0-9]+:;0;[0-9]+ 'log_fs_free_inodes'="
-	[[ $(grep -c '^\[OK\] ' <<<"$OUT") == 12 ]] || fail "not 12 probe lines: $OUT"
+	expect 0 "^AUDIT OK - $UNIT: 13 probes OK; $LOG last written [0-9]+s ago \| 'restarts'=0 'log_age_seconds'=[0-9.]+s;300;900 'log_bytes'=[0-9]+B;;;0 'log_fs_free_bytes'=[0-9]+B;[0-9]+:;[0-9]+:;0;[0-9]+ 'log_fs_free_inodes'="
+	[[ $(grep -c '^\[OK\] ' <<<"$OUT") == 13 ]] || fail "not 13 probe lines: $OUT"
 	out=$(kn check --format json) || fail "check --format json: exit $?"
 	n=$(grep -c '"name": "' <<<"$out" || true)
 	((n >= 11)) || fail "JSON lacks probes: $out"
@@ -87,7 +87,7 @@ scenario_healthy() {
 	t0=$(now)
 	kn check >/dev/null
 	FIGURES+=("one check, debug build, through nsenter: $(since "$t0") s")
-	PASSED+=("healthy: exit 0, 12 probes OK, performance data; JSON; read-only (same PID, no reload, same files)")
+	PASSED+=("healthy: exit 0, 13 probes OK, performance data; JSON; read-only (same PID, no reload, same files)")
 }
 
 scenario_nobody() {
