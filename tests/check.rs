@@ -756,7 +756,7 @@ fn rotation_conflicts_with_the_apiserver() {
         &n.run(),
         "rotation",
         State::Critical,
-        "matches its backups (/var/log/kubernetes/audit/audit-2026-01-01T00-00-00.000.log)",
+        "matches its backups (/var/log/kubernetes/audit/audit-<timestamp>.log[.gz])",
     );
     fs::remove_file(n.host("/etc/logrotate.d/backups")).unwrap();
 
@@ -1094,14 +1094,19 @@ fn probe_helpers() {
     assert_eq!(probes::human(Duration::from_secs(5400)), "90m");
     assert_eq!(probes::human(Duration::from_secs(7200)), "2h0m");
     assert_eq!(probes::human(Duration::from_millis(1500)), "1.5s");
-    assert_eq!(
-        probes::backup_name(Path::new(LOG)),
-        "/var/log/kubernetes/audit/audit-2026-01-01T00-00-00.000.log"
-    );
-    assert_eq!(
-        probes::backup_name(Path::new("/var/log/k/audit")),
-        "/var/log/k/audit-2026-01-01T00-00-00.000"
-    );
+    assert!(probes::is_backup_name(
+        Path::new(LOG),
+        "audit-2026-12-02T05-05-50.092.log"
+    ));
+    assert!(probes::is_backup_name(
+        Path::new(LOG),
+        "audit-2026-12-02T05-05-50.092.log.gz"
+    ));
+    assert!(!probes::is_backup_name(Path::new(LOG), "audit.log.1"));
+    assert!(!probes::is_backup_name(
+        Path::new(LOG),
+        "audit-2026-12-02T05-05-50.log"
+    ));
     let p = probes::log_tail(
         Path::new(LOG),
         &Err("Permission denied".into()),
@@ -1113,8 +1118,71 @@ fn probe_helpers() {
         Path::new(LOG),
         Path::new("/x"),
         &Err("EACCES".into()),
+        &[],
     );
     assert_eq!(p.state, State::Unknown);
+}
+
+/// A logrotate pattern fights the apiserver's rotation when it can match
+/// some backup name `audit-<timestamp>.log[.gz]`, or a backup that is there.
+#[test]
+fn rotation_conflicts_by_pattern() {
+    let rule = |pat: &str| {
+        Ok(vec![kaudit_node::check::logrotate::Rule {
+            file: PathBuf::from("/etc/logrotate.d/other"),
+            line: 1,
+            patterns: vec![format!("/var/log/kubernetes/audit/{pat}")],
+            ours: false,
+        }])
+    };
+    let state = |pat: &str, present: &[String]| {
+        probes::rotation(
+            Rotation::Apiserver,
+            Path::new(LOG),
+            Path::new("/etc/logrotate.d/kaudit-node"),
+            &rule(pat),
+            present,
+        )
+        .state
+    };
+    for flagged in [
+        "audit-2025*.log",
+        "audit-*",
+        "*.log",
+        "audit-[0-9]*.log",
+        "*",
+        "audit-????-*.log.gz",
+        "{other,audit}-*.log",
+    ] {
+        assert_eq!(state(flagged, &[]), State::Critical, "{flagged}");
+    }
+    for fine in [
+        "other-*.log",
+        "audit.log.1",
+        "audit-*.txt",
+        "audit-2026-13*.log.1",
+    ] {
+        assert_eq!(state(fine, &[]), State::Ok, "{fine}");
+    }
+    // A pattern no backup name matches is still checked against the files there.
+    let there = ["/var/log/kubernetes/audit/audit-2026-12-02T05-05-50.092.log".to_string()];
+    assert_eq!(
+        state("audit-2026-12-02T05-05-50.092.lo[g]", &there),
+        State::Critical
+    );
+    let r = probes::rotation(
+        Rotation::Apiserver,
+        Path::new(LOG),
+        Path::new("/etc/logrotate.d/kaudit-node"),
+        &rule("audit-2025*.log"),
+        &[],
+    );
+    assert!(
+        r.reason
+            .contains("matches its backups (/var/log/kubernetes/audit/audit-<timestamp>.log[.gz])"),
+        "{}",
+        r.reason
+    );
 }
 
 /// The shipped units load in a real systemd: `systemd-analyze verify` on a

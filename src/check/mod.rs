@@ -442,11 +442,23 @@ pub fn check(
     ));
 
     let rules = logrotate::read_rules(root, plan::HEADER_MARK);
+    // The backups there now: a pattern must not match them either.
+    let log_dir = log.parent().unwrap_or(Path::new("/"));
+    let present: Vec<String> = std::fs::read_dir(root.host_path(log_dir))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| probes::is_backup_name(&log, n))
+                .map(|n| log_dir.join(n).display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
     probes.push(probes::rotation(
         s.log.rotation,
         &log,
         &s.logrotate.path,
         &rules,
+        &present,
     ));
 
     probes.push(probes::cis(&argv));

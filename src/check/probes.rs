@@ -712,9 +712,71 @@ pub fn apiserver(
     Probe::new(name, State::Warning, reason)
 }
 
-/// The name lumberjack gives a backup of `log`: `audit-2026-01-01T00-00-00.000.log`.
-pub fn backup_name(log: &Path) -> String {
-    let dir = log.parent().unwrap_or(Path::new("/"));
+/// The names lumberjack gives backups of `log`, as a language: the log's
+/// stem, `-`, a UTC timestamp `2006-01-02T15-04-05.000`, its extension,
+/// and `.gz` when compressed (natefinch/lumberjack `backupName`,
+/// `backupTimeFormat`). Each position holds the bytes it may: digits, or
+/// the one literal byte.
+pub fn backup_language(log: &Path, gz: bool) -> Vec<Vec<u8>> {
+    let stem = log
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = log
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let lit = |s: &str| s.bytes().map(|b| vec![b]).collect::<Vec<_>>();
+    let mut out = lit(&format!("{stem}-"));
+    for c in "dddd-dd-ddTdd-dd-dd.ddd".bytes() {
+        out.push(if c == b'd' {
+            (b'0'..=b'9').collect()
+        } else {
+            vec![c]
+        });
+    }
+    out.extend(lit(&ext));
+    if gz {
+        out.extend(lit(".gz"));
+    }
+    out
+}
+
+/// Whether `name` (a file name) is a backup of `log`.
+pub fn is_backup_name(log: &Path, name: &str) -> bool {
+    [false, true].into_iter().any(|gz| {
+        let lang = backup_language(log, gz);
+        lang.len() == name.len()
+            && lang
+                .iter()
+                .zip(name.bytes())
+                .all(|(set, c)| set.contains(&c))
+    })
+}
+
+/// Rotation conflicts. When the apiserver owns rotation, any logrotate
+/// rule whose pattern matches the log or its `audit-<timestamp>.log`
+/// backups is critical (kaudit-node's own snippet included: it is left from
+/// logrotate mode). When logrotate owns it, kaudit-node's snippet is
+/// expected and any other rule for the log is critical.
+///
+/// A pattern conflicts with the backups when it can match *some* backup
+/// name (the glob intersected with [`backup_language`]), or one of the
+/// backup files actually there (`present`, full paths).
+pub fn rotation(
+    rotation: Rotation,
+    log: &Path,
+    snippet: &Path,
+    rules: &Result<Vec<Rule>, String>,
+    present: &[String],
+) -> Probe {
+    let name = "rotation";
+    let rules = match rules {
+        Err(e) => return Probe::new(name, State::Unknown, e.clone()),
+        Ok(r) => r,
+    };
+    let live = log.display().to_string();
+    let dir = log.parent().unwrap_or(Path::new("/")).display().to_string();
     let stem = log
         .file_stem()
         .map(|s| s.to_string_lossy())
@@ -723,38 +785,28 @@ pub fn backup_name(log: &Path) -> String {
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    dir.join(format!("{stem}-2026-01-01T00-00-00.000{ext}"))
-        .display()
-        .to_string()
-}
-
-/// Rotation conflicts. When the apiserver owns rotation, any logrotate
-/// rule whose pattern matches the log or its `audit-<timestamp>.log`
-/// backups is critical (kaudit-node's own snippet included: it is left from
-/// logrotate mode). When logrotate owns it, kaudit-node's snippet is
-/// expected and any other rule for the log is critical.
-pub fn rotation(
-    rotation: Rotation,
-    log: &Path,
-    snippet: &Path,
-    rules: &Result<Vec<Rule>, String>,
-) -> Probe {
-    let name = "rotation";
-    let rules = match rules {
-        Err(e) => return Probe::new(name, State::Unknown, e.clone()),
-        Ok(r) => r,
-    };
-    let live = log.display().to_string();
-    let backup = backup_name(log);
-    let targets: Vec<String> = match rotation {
-        Rotation::Apiserver => vec![live.clone(), backup.clone(), format!("{backup}.gz")],
-        Rotation::Logrotate => vec![live.clone()],
-    };
+    let language = format!("{dir}/{stem}-<timestamp>{ext}[.gz]");
     let mut f = Findings::default();
     let mut ours_found = false;
     for r in rules {
         for pat in &r.patterns {
-            let Some(t) = targets.iter().find(|t| glob::matches(pat, t)) else {
+            let hit: Option<String> = if glob::matches(pat, &live) {
+                Some(live.clone())
+            } else if rotation == Rotation::Apiserver {
+                present
+                    .iter()
+                    .find(|b| glob::matches(pat, b))
+                    .cloned()
+                    .or_else(|| {
+                        [false, true]
+                            .into_iter()
+                            .any(|gz| glob::matches_some_name(pat, &dir, &backup_language(log, gz)))
+                            .then(|| language.clone())
+                    })
+            } else {
+                None
+            };
+            let Some(t) = hit else {
                 continue;
             };
             if rotation == Rotation::Logrotate && r.ours && r.file == snippet {
