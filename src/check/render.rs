@@ -126,6 +126,12 @@ fn label_value(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A HELP text as the exposition format needs it: `\` as `\\` and a
+/// line break as `\n` (`expfmt`'s `escapeString` for docstrings).
+fn help_text(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
 /// node_exporter's textfile format: `kaudit_node_*` gauges with HELP and
 /// TYPE lines. Probe states are gauges of the monitoring-plugin codes
 /// (0 ok, 1 warning, 2 critical, 3 unknown).
@@ -154,7 +160,7 @@ pub fn prometheus(r: &Report) -> String {
             t,
             "# HELP kaudit_node_{0} {1}\n# TYPE kaudit_node_{0} gauge\nkaudit_node_{0}{{unit=\"{unit}\"}} {2}",
             m.name,
-            m.help,
+            help_text(m.help),
             num(m.value)
         );
     }

@@ -121,7 +121,27 @@ scenario_timer() {
 	# By hand, to any file: written atomically, the state as exit code.
 	expect 0 "^AUDIT OK" --prometheus /tmp/by-hand.prom
 	in_sb grep -q '^kaudit_node_status{unit="kube-apiserver.service"} 0$' /tmp/by-hand.prom || fail "--prometheus by hand"
-	PASSED+=("units: kaudit-node-check.service (hardened) writes $PROM with status 0 and log_open 0; the timer enables")
+	# Prometheus' own readers: promtool's lint, and a real node_exporter
+	# serving the textfile directory on the container's loopback.
+	local lint metrics m
+	lint=$(in_sb sh -c "promtool check metrics < $PROM 2>&1") || fail "promtool check metrics: $lint"
+	in_sb sh -c "prometheus-node-exporter --collector.disable-defaults --collector.textfile --collector.textfile.directory=$PROMDIR --web.listen-address=127.0.0.1:19100 >/run/ne.log 2>&1 & echo \$! >/run/ne.pid"
+	for ((i = 0; i < 50; i++)); do
+		metrics=$(in_sb curl -fsS http://127.0.0.1:19100/metrics 2>/dev/null) && break
+		sleep 0.1
+	done
+	in_sb sh -c 'kill "$(cat /run/ne.pid)"'
+	[[ -n ${metrics:-} ]] || fail "node_exporter did not serve: $(in_sb cat /run/ne.log)"
+	grep -q '^node_textfile_scrape_error 0$' <<<"$metrics" || fail "node_exporter could not read $PROM: $(grep textfile <<<"$metrics")"
+	# Every sample with its value (node_exporter prints numbers its own way:
+	# 6.8e+10 for 68000000000), compared as numbers.
+	local series value served
+	while read -r series value; do
+		served=$(awk -v s="$series" '$1 == s { print $2 }' <<<"$metrics")
+		[[ -n $served ]] || fail "node_exporter does not serve $series"
+		awk -v a="$value" -v b="$served" 'BEGIN { exit !(a + 0 == b + 0) }' || fail "node_exporter serves $series $served, the file says $value"
+	done < <(grep '^kaudit_node_' <<<"$prom")
+	PASSED+=("units: kaudit-node-check.service (hardened) writes $PROM with status 0 and log_open 0; the timer enables; promtool check metrics passes and a real node_exporter serves every kaudit_node_* sample with its value")
 }
 
 scenario_fs() {

@@ -166,6 +166,10 @@ cmd_up() {
 	# The container has a private network with no uplink: waiting for it to be
 	# "online" would hold every unit ordered after network-online.target for 2 min.
 	ln -sf /dev/null "$dir/root/etc/systemd/system/systemd-networkd-wait-online.service"
+	# Prometheus and node_exporter, installed on the machine for the tests'
+	# checks of the textfile, must not run as services in every sandbox.
+	ln -sf /dev/null "$dir/root/etc/systemd/system/prometheus.service"
+	ln -sf /dev/null "$dir/root/etc/systemd/system/prometheus-node-exporter.service"
 
 	setsid systemd-nspawn -D "$dir/root" -M "$name" --register=no --keep-unit \
 		--private-network -b -- systemd.firstboot=off \
