@@ -172,6 +172,16 @@ scenario_drift() {
 	PASSED+=("vendor unit edited after apply → WARNING (drift)")
 }
 
+scenario_trust() {
+	# A configuration other users can write, after apply: a warning (apply refuses it).
+	in_sb sh -c 'mkdir -p /etc/kaudit-node && [ -e /etc/kaudit-node/config.toml ] || : > /etc/kaudit-node/config.toml'
+	in_sb chmod 0666 /etc/kaudit-node/config.toml
+	expect 1 "^AUDIT WARNING - trust: /etc/kaudit-node/config.toml: the configuration is not trusted: /etc/kaudit-node/config.toml is writable by others \(owner 0:0, mode 0666\).* Fix: chmod go-w /etc/kaudit-node/config.toml"
+	in_sb chmod 0644 /etc/kaudit-node/config.toml
+	until_ok
+	PASSED+=("configuration made writable by others after apply → WARNING (trust), naming owner, mode and fix")
+}
+
 scenario_paused() {
 	local pid
 	pid=$(main_pid)
@@ -233,4 +243,4 @@ in_sb systemctl start "$UNIT"
 kn apply >/dev/null || fail "apply failed"
 until_ok
 say "sandbox ready ($(since "$t0") s)"
-run_scenarios healthy nobody timer fs logrotate drift paused deleted revert unmanaged stopped
+run_scenarios healthy nobody timer fs logrotate drift trust paused deleted revert unmanaged stopped
