@@ -1271,6 +1271,15 @@ fn a_node_kaudit_node_does_not_manage_is_one_unknown() {
         "this node runs kube-apiserver as a static pod",
     );
     assert_eq!(r.state(), State::Unknown);
+    // The same without a system bus: the unit file's absence decides.
+    let r = n.run_with(Err("no system bus".into()), SystemTime::now());
+    assert_eq!(r.probes.len(), 1, "{r:#?}");
+    assert_probe(
+        &r,
+        "unit",
+        State::Unknown,
+        "this node runs kube-apiserver as a static pod",
+    );
 
     // The unit vanished from a node kaudit-node manages: every probe runs.
     n.write(DROPIN, "# kaudit-node\n");

@@ -222,10 +222,16 @@ pub fn check(
     // there is no kaudit-node drop-in: a static-pod node, a wrong `unit`):
     // one UNKNOWN saying why, not a cascade of findings. With the drop-in
     // there, the unit vanished from a managed node, and every probe runs.
-    if let Ok(st) = &status
-        && st.load_state == "not-found"
-        && matches!(dropin_text, Ok(None))
-    {
+    // Without D-Bus (or under `--root`), the unit file's absence says the
+    // same as systemd's "not-found".
+    let unknown_unit = match &status {
+        Ok(st) => st.load_state == "not-found",
+        Err(_) => matches!(
+            crate::unit::load(root, &s.unit, observe::DROPIN_NAME),
+            Err(e) if e.code == ExitCode::NoInput
+        ),
+    };
+    if unknown_unit && matches!(dropin_text, Ok(None)) {
         let why = match &plan {
             Err(e) => e.message.clone(),
             Ok(_) => format!("systemd does not know {}", s.unit),
