@@ -312,6 +312,16 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     let mut flag_list = flags::audit_flags(s);
     version::adapt(&o.identity.version, &mut flag_list);
     refuse_unsupported(s, &o.identity, &flag_list)?;
+    warn_replaced(
+        &removed,
+        &flag_list,
+        &format!(
+            "{}:{}",
+            view.exec_start_source.0.display(),
+            view.exec_start_source.1
+        ),
+        &mut warnings,
+    );
     let quoted: Vec<String> = flag_list
         .iter()
         .map(|f| unit::quote_word(&f.arg()))
@@ -716,6 +726,37 @@ fn check_webhook(path: &Path, state: &PathState, uid: u32, gid: u32) -> Result<(
                     path.display()
                 ))
             })
+        }
+    }
+}
+
+/// A vendor audit flag whose value kaudit-node changes, or drops, changes
+/// what the apiserver does: a warning with both values. A moved log says
+/// where the old file stays, for the log shippers that read it.
+fn warn_replaced(
+    removed: &[unit::RemovedFlag],
+    ours: &[Flag],
+    loc: &str,
+    warnings: &mut Vec<String>,
+) {
+    for r in removed {
+        let name = r.name.trim_start_matches("--");
+        let vendor = r.value.as_deref().unwrap_or("true");
+        match ours.iter().find(|f| f.name == name) {
+            Some(f) if f.effective_value() == vendor => {}
+            Some(f) if name == "audit-log-path" => warnings.push(format!(
+                "{loc}: the audit log moves from {vendor} to {}: the old file stays where it is and gets no new events; log shippers and SIEM agents reading {vendor} must follow the new path",
+                f.effective_value()
+            )),
+            Some(f) => warnings.push(format!(
+                "{loc}: the vendor's {} becomes {} (kaudit-node's configuration)",
+                r.raw,
+                f.arg()
+            )),
+            None => warnings.push(format!(
+                "{loc}: the vendor's {} is removed and not replaced (kube-apiserver's default applies); set it in kaudit-node's configuration to keep it",
+                r.raw
+            )),
         }
     }
 }
