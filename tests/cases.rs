@@ -16,6 +16,8 @@
 //! `KAUDIT_BLESS=1 cargo test --test cases` rewrites `expected/` from the
 //! actual results: review the diff before committing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -30,10 +32,6 @@ use kaudit_node::root::Root;
 
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases")
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -88,7 +86,7 @@ fn fixups(case: &Path, root: &Path) {
     if let Some(owners) = t.get("owners").and_then(|v| v.as_table()) {
         for (p, o) in owners {
             let (u, g) = o.as_str().unwrap().split_once(':').unwrap();
-            if is_root() {
+            if common::require_root("the case sets owners") {
                 chown(
                     root.join(p),
                     Some(u.parse().unwrap()),
@@ -210,7 +208,7 @@ fn run_case(case: &Path, bless: bool) -> Result<(), String> {
     }
 
     if let Ok(p) = planned {
-        if is_root() {
+        if common::require_root("writing the planned files sets owners") {
             kaudit_node::effects::write_plan(&root, &p).map_err(|e| e.message)?;
             let s2 = match has_config {
                 true => config::load(&case.join("config.toml"), true),

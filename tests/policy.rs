@@ -8,7 +8,7 @@
 //! intended change, run with `KAUDIT_BLESS=1` and review the diff.
 //!
 //! Fixtures 000–010 are every audit policy found in the seed documents
-//! (`/work/shared/seeds/*.txt`); 020 and later are hand-made bad inputs.
+//! (`../shared/seeds/*.txt`, beside the repository); 020 and later are hand-made bad inputs.
 
 use kaudit_node::policy::{Preset, Report, Severity, validate};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,9 @@
 //! environment expansion) and the drop-ins applied ("DropIn Path:"). The
 //! tests compare kaudit-node's parse with that argv, and the argv of the
 //! vendor command re-emitted in a drop-in with the original's. They are
-//! skipped (with a note) where `systemd-analyze` is missing.
+//! fail where `systemd-analyze` is missing, unless KAUDIT_TEST_SKIP=systemd-analyze.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -913,10 +915,11 @@ fn have_systemd_analyze() -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("note: systemd-analyze not found; real-systemd checks skipped");
-    }
-    ok
+    common::require(
+        ok,
+        "systemd-analyze",
+        "the real-systemd checks run it (apt-get install systemd)",
+    )
 }
 
 /// Minimal targets so that `verify` does not fail on default dependencies.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks of kaudit-node against what a user would run instead (issue #7),
+# Benchmarks of kaudit-node against what a user would run instead,
 # in the real-systemd sandbox (tests/system/sandbox.sh) with the kube-apiserver
 # TEST STAND-IN under a Kubernetes-the-hard-way unit. Prints one table; every
 # ratio is measured side by side in the same run. It reports; it fails only

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fault tests of `kaudit-node apply` against a real systemd (tests/system/
-# sandbox.sh) with the kube-apiserver TEST STAND-IN, for issue #6:
+# sandbox.sh) with the kube-apiserver TEST STAND-IN:
 #
 # - a crash (SIGKILL) at each step of apply, with kaudit-node built with the
 #   `failpoints` feature (src/failpoint.rs): afterwards every file is whole

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A real systemd (PID 1 of a systemd-nspawn container) for kaudit-node's system tests.
 #
-# Way 1 of /work/shared/notes/real-systemd-sandbox.md: an overlay of this machine's own
+# Way 1 of ../shared/notes/real-systemd-sandbox.md: an overlay of this machine's own
 # root, booted with systemd-nspawn (no download; boots in a few seconds). The
 # kube-apiserver TEST STAND-IN (tests/standin) is installed inside as
 # /usr/local/bin/kube-apiserver (and /usr/bin/kube-apiserver, the RPM path).

@@ -5,7 +5,8 @@
 #  1. build the stand-in;
 #  2. boot a sandbox;
 #  3. install units/kthw.service as kube-apiserver.service, start it, check it is
-#     active, and that its audit log exists and stays EMPTY (no policy, reference §0);
+#     active, and that its audit log exists and stays EMPTY (no policy: see
+#     docs/reference.md, Log writer and rotation);
 #  4. add a hand-written drop-in with --audit-policy-file (a Metadata policy) and
 #     --audit-log-path=/var/log/kubernetes/audit/audit.log; daemon-reload, restart;
 #     wait for a JSON Event line in that log, written by the new MainPID (its

@@ -1,6 +1,8 @@
-//! Simulated requests and the audit Events they produce (reference §2.3 "Formats").
+//! Simulated requests and the audit Events they produce (`plugin/pkg/audit/log/backend.go`;
+//! docs/reference.md, Log writer and rotation).
 //!
-//! A real apiserver's first events are its own `system:apiserver` requests (§8); the
+//! A real apiserver's first events are its own `system:apiserver` requests (observed on a
+//! real v1.28.7); the
 //! simulation rotates through a few such requests plus a kubelet probe, so policies
 //! with users, groups, verbs, resources, namespaces and non-resource URLs all have
 //! something to match. Each request yields one event per stage (RequestReceived,

@@ -1,4 +1,5 @@
-//! Command-line parsing with pflag's rules (reference §2.1, §8):
+//! Command-line parsing with pflag's rules (docs/reference.md, Audit flags by release, and
+//! Duplicate flags and compliance checks):
 //!
 //! * `--name=value` and `--name value`; booleans as `--flag` or `--flag=true|false`
 //!   (a boolean never takes the next argument); the last occurrence wins.
@@ -8,7 +9,7 @@
 //! * Each audit flag is registered only by the releases that have it (`introduced`,
 //!   `removed`, from the `AddFlags` methods of `k8s.io/apiserver/pkg/server/options/audit.go`
 //!   at each `kubernetes-1.N.0` tag): any other `--audit-*` flag is `unknown flag`.
-//! * The 32 audit flags of §2.1 are typed and checked like pflag does
+//! * The 32 audit flags of current releases are typed and checked like pflag does
 //!   (`invalid argument "abc" for "--audit-log-maxsize" flag: strconv.ParseInt: …`).
 //! * An unknown `--audit-*` flag is an error (`unknown flag: --audit-log-bogus`);
 //!   every other flag is accepted and kept, so real vendor command lines work.

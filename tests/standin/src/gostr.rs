@@ -1,6 +1,7 @@
 //! Go-compatible text: `%q` quoting, the `strconv` and `time.ParseDuration` parsers
 //! pflag uses for flag values, and `syscall.Errno` strings, so the stand-in's
-//! messages are byte for byte what a Go kube-apiserver prints (reference §8).
+//! messages are byte for byte what a Go kube-apiserver prints (docs/reference.md, Observed on real
+//! apiservers).
 
 use std::io;
 

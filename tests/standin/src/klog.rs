@@ -1,5 +1,5 @@
 //! klog-style lines on stderr, as kube-apiserver prints them
-//! (`E1122 10:00:00.123456   12345 run.go:74] "command failed" err="…"`, reference §8).
+//! (`E1122 10:00:00.123456   12345 run.go:74] "command failed" err="…"`, as a real v1.28.7 prints it).
 //! Times are UTC; each line goes out in one write(2).
 
 use std::io::Write;

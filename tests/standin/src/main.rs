@@ -2,18 +2,21 @@
 //!
 //! A test double for `kube-apiserver`, used by kaudit-node's tests where no real
 //! apiserver exists. It serves no API. It behaves like upstream kube-apiserver
-//! (v1.28.7 by default) in everything kaudit-node depends on, following
-//! `/work/shared/reference/kube-apiserver-audit.md` (section numbers cited as §N):
+//! (v1.28.7 by default) in everything kaudit-node depends on, following the
+//! upstream facts in `docs/reference.md` (its sections cited by heading):
 //!
-//! * command line parsed like pflag/cobra (§2.1, §8), `Error: …` and exit 1 on bad flags;
-//! * audit options validated like `AuditOptions.Validate()` (§2.2), only when a backend
-//!   is enabled, all errors in one `E… run.go:74] "command failed" err="…"` line (§8);
-//! * the policy loaded like 1.26+ (§3): strict first, lenient fallback with a warning;
+//! * command line parsed like pflag/cobra, `Error: …` and exit 1 on bad flags ("Audit
+//!   flags by release", "Duplicate flags and compliance checks", "Observed on real apiservers");
+//! * audit options validated like `AuditOptions.Validate()` ("Validation"), only when a backend
+//!   is enabled, all errors in one `E… run.go:74] "command failed" err="…"` line
+//!   ("Observed on real apiservers");
+//! * the policy loaded like 1.26+ ("Policy loading"): strict first, lenient fallback with a warning;
 //! * the log created by `ensureLogFile` and written through a lumberjack-style rotating
-//!   writer (§2.3); with no policy the file exists and stays empty (§0, §5.1);
+//!   writer; with no policy the file exists and stays empty ("Log writer and rotation");
 //! * simulated requests audited under the policy at a steady rate, first event about
-//!   0.6 s after start, then `READY=1` to `$NOTIFY_SOCKET` (§2.3, §8);
-//! * SIGTERM/SIGINT → exit 0; SIGHUP kills it; SIGUSR1 ignored (§2.3 "Signals").
+//!   0.6 s after start, then `READY=1` to `$NOTIFY_SOCKET` ("Signals and
+//!   readiness", "Observed on real apiservers");
+//! * SIGTERM/SIGINT → exit 0; SIGHUP kills it; SIGUSR1 ignored ("Signals and readiness").
 //! * flag names normalised (`_` reads as `-`) and the audit flag set of the release
 //!   `STANDIN_VERSION` names (`flags.rs`);
 //! * an HTTPS listener on `--bind-address`:`--secure-port` (default 0.0.0.0:6443) from
@@ -58,9 +61,9 @@ use crate::sys::Signals;
 
 /// The upstream release the stand-in imitates unless `STANDIN_VERSION` says otherwise.
 const DEFAULT_VERSION: &str = "v1.28.7";
-/// When the first audit event appears after start (§8: 0.64–0.71 s).
+/// When the first audit event appears after start (0.64–0.71 s on a real v1.28.7).
 const FIRST_EVENT_AFTER: Duration = Duration::from_millis(600);
-/// When start-up failures after flag parsing are reported (§8: 0.16–0.22 s).
+/// When start-up failures after flag parsing are reported (0.16–0.22 s on a real v1.28.7).
 const FAILURE_AFTER: Duration = Duration::from_millis(150);
 const DEFAULT_RATE: f64 = 10.0;
 /// With rate 0, the requests simulated once at the first tick: the server's own
@@ -218,7 +221,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ver = version();
 
-    // cobra/pflag: parse, help, positional arguments (§8: "Error: …", exit 1).
+    // cobra/pflag: parse, help, positional arguments (`Error: …`, exit 1, as on a real v1.28.7).
     let cl = flags::parse(&args, ver.release).unwrap_or_else(|e| usage_error(&e));
     for n in &cl.notices {
         eprintln!("{n}");
@@ -269,7 +272,8 @@ fn main() {
         fatal(t0, &msg);
     }
 
-    // Complete(): DefaultAdvertiseAddress (§8 "Without a default route").
+    // Complete(): DefaultAdvertiseAddress (docs/reference.md, Observed on real apiservers:
+    // without a default route).
     let route_check = std::env::var("STANDIN_SKIP_ROUTE_CHECK").map_or(true, |v| v != "1");
     let (advertise, bind) = (
         cl.other_last("advertise-address"),
@@ -324,7 +328,7 @@ fn main() {
         .as_ref()
         .map(|_| serve::listen(cl.bind_address(), port as u16).unwrap_or_else(|e| fatal(t0, &e)));
 
-    // ApplyTo(): the policy first, then the writer (§2.2, §2.3).
+    // ApplyTo(): the policy first, then the writer (docs/reference.md, Policy loading).
     let policy = if audit.policy_file.is_empty() {
         None
     } else {

@@ -1,4 +1,5 @@
-//! Audit policy loading as upstream 1.26+ does it (reference §3), and rule evaluation.
+//! Audit policy loading as upstream 1.26+ does it (docs/reference.md, Policy loading), and
+//! rule evaluation.
 //!
 //! Upstream's chain (`pkg/audit/policy/reader.go`), reproduced step by step:
 //! 1. YAML → JSON the sigs.k8s.io/yaml way: duplicate keys keep the last value and

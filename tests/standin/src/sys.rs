@@ -1,6 +1,7 @@
 //! The process-level behaviour: signals as a Go program without handlers beyond
-//! SIGINT/SIGTERM (reference §2.3 "Signals"), sd_notify, and the default-route check
-//! behind `Unable to find suitable network address` (reference §8).
+//! SIGINT/SIGTERM (`pkg/server/signal_posix.go`; docs/reference.md, Signals and readiness),
+//! sd_notify, and the default-route check behind `Unable to find suitable network address`
+//! (docs/reference.md, Observed on real apiservers).
 
 use std::io;
 use std::os::linux::net::SocketAddrExt;

@@ -1,7 +1,7 @@
 //! UTC calendar arithmetic and the few time layouts the apiserver writes:
 //! RFC 3339 with microseconds (`metav1.MicroTime`, the audit Event timestamps),
 //! RFC3339Nano (the legacy format), klog's header, and lumberjack's backup names
-//! (`2006-01-02T15-04-05.000`, reference §2.3).
+//! (`2006-01-02T15-04-05.000`, lumberjack's `backupTimeFormat`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,6 +1,6 @@
 //! `AuditOptions.Validate()` of `k8s.io/apiserver/pkg/server/options/audit.go`
-//! (reference §2.2), with upstream's exact messages, and the `utilerrors` aggregate
-//! that joins them into one line (reference §8: `[a, b, …]`).
+//! (docs/reference.md, Validation), with upstream's exact messages, and the `utilerrors`
+//! aggregate that joins them into one line (`[a, b, …]`, as on a real v1.28.7).
 
 use crate::flags::{AuditOptions, BatchOptions, LogOptions, TruncateOptions, WebhookOptions};
 use crate::gostr::quote;
@@ -59,7 +59,7 @@ fn validate_backend_batch_options(plugin: &str, o: &BatchOptions) -> Result<(), 
     Ok(())
 }
 
-/// Checked even when truncation is disabled (reference §2.1).
+/// Checked even when truncation is disabled (`AuditTruncateOptions.Validate`).
 fn validate_truncate(plugin: &str, o: &TruncateOptions) -> Result<(), String> {
     if o.max_event_size <= 0 {
         return Err(format!(

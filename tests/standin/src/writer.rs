@@ -1,4 +1,5 @@
-//! The audit log writer, as `getWriter`/`ensureLogFile` build it (reference §2.3):
+//! The audit log writer, as `getWriter`/`ensureLogFile` build it (docs/reference.md, Log
+//! writer and rotation (lumberjack)):
 //!
 //! * path `-` → stdout;
 //! * otherwise `ensureLogFile`: `MkdirAll(dir, 0700)`, then
