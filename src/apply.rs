@@ -2,7 +2,7 @@
 //! events appear, and roll back on failure so the apiserver is never left
 //! down.
 //!
-//! The order (issue #3): lock → observe and plan → (converged? stop) →
+//! The order: lock → observe and plan → (converged? stop) →
 //! keep the previous state → write files → daemon-reload → check systemd
 //! loaded our drop-in → restart and wait for the job → verify (new main
 //! PID, effective flags in /proc/PID/cmdline, the log held open, a new audit

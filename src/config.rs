@@ -4,7 +4,7 @@
 //! optional, unknown keys refused, every value carrying its span) and the
 //! validated [`Settings`], which cannot hold a value kube-apiserver would
 //! refuse. Validation follows upstream's `AuditLogOptions.Validate()` and
-//! `AuditWebhookOptions.Validate()` (reference §2.2), including the
+//! `AuditWebhookOptions.Validate()` (docs/reference.md, Validation), including the
 //! combinations upstream checks, plus kaudit-node's own rules (absolute
 //! normalised paths, one rotation owner, sane upper bounds).
 //!
@@ -28,7 +28,7 @@ pub const DEFAULT_PATH: &str = "/etc/kaudit-node/config.toml";
 pub const AUDIT_V1: &str = "audit.k8s.io/v1";
 
 /// The lumberjack size (MB) that makes the apiserver's own rotation inert,
-/// as upstream's GCE setup does (reference §4.9, §5 item 4 (B)).
+/// as upstream's GCE setup does (docs/reference.md, Log rotation by logrotate).
 pub const INERT_MAXSIZE: u64 = 2_000_000_000;
 
 /// CIS Kubernetes Benchmark 1.2.17–1.2.19 minimums.
@@ -195,7 +195,8 @@ impl Format {
     }
 }
 
-/// Who rotates the audit log: exactly one owner, never both (reference §5 item 4).
+/// Who rotates the audit log: exactly one owner, never both (docs/reference.md,
+/// Log rotation by logrotate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Rotation {

@@ -3,7 +3,8 @@
 //! Always explicit: the policy file, the log path, maxage, maxbackup,
 //! maxsize, format and mode (so CIS checks that need the flags literally
 //! present pass, and the meaning does not depend on the apiserver version:
-//! reference §5 items 12 and 13). Everything else only when configured.
+//! docs/reference.md, Duplicate flags and compliance checks, and Meaning and
+//! default changes). Everything else only when configured.
 
 use crate::config::{BackendSettings, INERT_MAXSIZE, Rotation, Settings};
 
@@ -58,7 +59,8 @@ pub fn audit_flags(s: &Settings) -> Vec<Flag> {
             "audit-log-maxsize",
             match s.log.rotation {
                 Rotation::Apiserver => s.log.maxsize,
-                // lumberjack made inert; logrotate owns rotation (reference §4.9).
+                // lumberjack made inert; logrotate owns rotation (docs/reference.md,
+                // Log rotation by logrotate).
                 Rotation::Logrotate => INERT_MAXSIZE,
             },
         ),

@@ -842,7 +842,8 @@ fn render_dropin(
     t
 }
 
-/// The logrotate snippet for `log.rotation = "logrotate"` (reference §5 item 4 (B)).
+/// The logrotate snippet for `log.rotation = "logrotate"` (docs/reference.md,
+/// Log rotation by logrotate).
 pub fn render_logrotate(s: &Settings, owner: &Owner) -> String {
     let l = &s.log;
     let mut t = String::new();

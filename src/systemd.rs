@@ -2,8 +2,8 @@
 //! implementation over D-Bus (zbus, the system bus; `DBUS_SYSTEM_BUS_ADDRESS`
 //! is honoured, which is how the tests reach a container's systemd).
 //!
-//! Proxies are hand-written for the dozen members needed (reference
-//! ecosystem §1), with property caching off so every read is fresh and no
+//! Proxies are hand-written for the dozen members needed (signatures as in
+//! org.freedesktop.systemd1(5)), with property caching off so every read is fresh and no
 //! match rules are added.
 
 use std::collections::HashMap;

@@ -1019,7 +1019,11 @@ fn cli_exit_codes_and_outputs() {
         stdout.starts_with("AUDIT UNKNOWN - unit: kube-apiserver.service: no such unit file"),
         "{stdout}"
     );
-    assert_eq!(stdout.lines().filter(|l| l.starts_with('[')).count(), 1, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with('[')).count(),
+        1,
+        "{stdout}"
+    );
     let text = fs::read_to_string(&prom).unwrap();
     assert!(
         text.contains("kaudit_node_status{unit=\"kube-apiserver.service\"} 3\n"),

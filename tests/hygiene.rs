@@ -86,7 +86,12 @@ fn patterns_match_what_they_should() {
     assert!(offence(&format!("({SECTION} 8)")).is_some());
     assert!(offence(&format!("the order ({ISSUE}3):")).is_some());
     assert!(offence("/proc/INIT_PID/root/etc and /root/snippet").is_none());
-    assert!(offence(&format!("{SECTION}N, {ISSUE}N, kubernetes/kubernetes#108551")).is_none());
+    assert!(
+        offence(&format!(
+            "{SECTION}N, {ISSUE}N, kubernetes/kubernetes#108551"
+        ))
+        .is_none()
+    );
 }
 
 #[test]
@@ -115,7 +120,11 @@ fn tracked_files_speak_only_of_the_project() {
             }
         }
     }
-    assert!(read > 0, "no tracked text file was read under {}", root.display());
+    assert!(
+        read > 0,
+        "no tracked text file was read under {}",
+        root.display()
+    );
     assert!(
         found.is_empty(),
         "{} line(s) speak of things outside the project (cite upstream files, \
