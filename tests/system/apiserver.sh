@@ -38,7 +38,7 @@ standin_env() {
 
 # Seconds since midnight of HH:MM:SS.FRACTION: a klog header's time
 # (`I1202 06:47:17.459978`; the stand-in logs in UTC) or `date -u +%T.%N`.
-secs() { awk -F: '{ print $1 * 3600 + $2 * 60 + $3 }' <<<"$1"; }
+secs() { awk -F: '{ printf "%.6f\n", $1 * 3600 + $2 * 60 + $3 }' <<<"$1"; }
 
 # --- scenarios ------------------------------------------------------------
 
