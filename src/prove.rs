@@ -22,7 +22,10 @@ use crate::apiserver::ready::{self, Answer, Endpoint, Prober};
 use crate::config::Settings;
 use crate::error::{Error, ExitCode, Result};
 use crate::plan::Plan;
-use crate::policy::{self, probe::Caller};
+use crate::policy::{
+    self,
+    probe::{Caller, Probe},
+};
 use crate::root::Root;
 use crate::verify::{self, LogHandle, LogMark};
 
@@ -262,7 +265,108 @@ fn wait_event(c: &Ctx, w: &mut Watch, why: &str) -> Result<()> {
     }
 }
 
-/// Sends the policy's probe and waits for its event.
+/// A marker for a probe's object name: `kaudit-node-probe-WHO-MILLIS`.
+pub fn marker(who: &str) -> String {
+    format!(
+        "kaudit-node-probe-{who}-{}",
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    )
+}
+
+/// What became of a probe.
+#[derive(Debug)]
+pub enum Probed {
+    /// Its event is in the log, this long after the request.
+    Written {
+        probe: Probe,
+        code: u16,
+        after: Duration,
+    },
+    /// The apiserver answered, but no event for it appeared in time.
+    NotWritten { probe: Probe, code: u16 },
+    /// No request without credentials is recorded by the policy (why).
+    None(String),
+}
+
+/// Sends the probe the policy records for how the apiserver treats a
+/// request without credentials, and waits up to `wait` for its event in
+/// `log`. The first probe follows the flags' guess (`argv`); when the
+/// answer's code says otherwise (401: no user; else system:anonymous),
+/// the other one is sent. `Err` when the apiserver did not answer.
+#[allow(clippy::too_many_arguments)]
+pub fn send_probe(
+    root: &Root,
+    log: &std::path::Path,
+    format: crate::config::Format,
+    ep: &Endpoint,
+    proof: &policy::Proof,
+    argv: &[String],
+    marker: &str,
+    wait: Duration,
+    progress: &mut dyn FnMut(&str),
+) -> std::result::Result<Probed, String> {
+    let guess = if ready::anonymous_auth(argv) {
+        Caller::Anonymous
+    } else {
+        Caller::Unauthenticated
+    };
+    let other = match guess {
+        Caller::Anonymous => Caller::Unauthenticated,
+        Caller::Unauthenticated => Caller::Anonymous,
+    };
+    let mut probe = match (proof.probe(guess), proof.probe(other)) {
+        (Ok(pr), _) | (Err(_), Ok(pr)) => pr.clone(),
+        (Err(why), Err(_)) => return Ok(Probed::None(why.clone())),
+    };
+    let prober = Prober::new(REQUEST_TIMEOUT);
+    let agent = concat!("kaudit-node/", env!("CARGO_PKG_VERSION"), " (probe)");
+    let mut send = |pr: &Probe| -> std::result::Result<(u16, Option<LogMark>, Instant), String> {
+        progress(&format!("probing the audit log: {}", pr.describe()));
+        let mark = verify::log_mark(root, log);
+        let t0 = Instant::now();
+        let code = prober
+            .send(ep, pr.method, &pr.path, agent)
+            .map_err(|e| format!("the probe {} {} got no answer: {e}", pr.method, pr.path))?;
+        Ok((code, mark, t0))
+    };
+    let (mut code, mut mark, mut t0) = send(&probe)?;
+    let actual = if code == 401 {
+        Caller::Unauthenticated
+    } else {
+        Caller::Anonymous
+    };
+    if actual != probe.caller {
+        match proof.probe(actual) {
+            Ok(pr) => {
+                probe = pr.clone();
+                (code, mark, t0) = send(&probe)?;
+            }
+            Err(why) => {
+                return Ok(Probed::None(format!(
+                    "the apiserver answered {code}: {why}"
+                )));
+            }
+        }
+    }
+    loop {
+        if let Ok(Some(_)) = verify::first_event_matching(root, log, mark, format, Some(marker)) {
+            return Ok(Probed::Written {
+                probe,
+                code,
+                after: t0.elapsed(),
+            });
+        }
+        if t0.elapsed() >= wait {
+            return Ok(Probed::NotWritten { probe, code });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The verification's probe: `Ok(Err(why))` when there is none to send.
 fn probe(
     c: &Ctx,
     w: &mut Watch,
@@ -272,76 +376,41 @@ fn probe(
     marker: &str,
     progress: &mut dyn FnMut(&str),
 ) -> Result<std::result::Result<(), String>> {
-    let predicted = if ready::anonymous_auth(argv) {
-        Caller::Anonymous
-    } else {
-        Caller::Unauthenticated
-    };
-    let other = match predicted {
-        Caller::Anonymous => Caller::Unauthenticated,
-        Caller::Unauthenticated => Caller::Anonymous,
-    };
-    let first = match (proof.probe(predicted), proof.probe(other)) {
-        (Ok(pr), _) | (Err(_), Ok(pr)) => pr.clone(),
-        (Err(why), Err(_)) => return Ok(Err(why.clone())),
-    };
-    let prober = Prober::new(REQUEST_TIMEOUT);
-    let agent = concat!("kaudit-node/", env!("CARGO_PKG_VERSION"), " (probe)");
-    let mut send = |pr: &policy::probe::Probe| -> Result<(u16, Option<LogMark>)> {
-        progress(&format!("probing the audit log: {}", pr.describe()));
-        let mark = verify::log_mark(c.root, &c.s.log.path);
-        let code = prober.send(ep, pr.method, &pr.path, agent).map_err(|e| {
-            failed(format!(
-                "the probe {} {} got no answer: {e}",
-                pr.method, pr.path
-            ))
-        })?;
-        Ok((code, mark))
-    };
-    let (mut code, mut mark) = send(&first)?;
-    let mut sent = first;
-    // The answer tells how the apiserver took it: 401 unauthenticated,
-    // anything else (403, or an allowed read) as system:anonymous.
-    let actual = if code == 401 {
-        Caller::Unauthenticated
-    } else {
-        Caller::Anonymous
-    };
-    if actual != sent.caller {
-        match proof.probe(actual) {
-            Ok(pr) => {
-                sent = pr.clone();
-                (code, mark) = send(&sent)?;
-            }
-            Err(why) => return Ok(Err(format!("the apiserver answered {code}: {why}"))),
-        }
-    }
-    let until = c
+    // At least a second, and no longer than the probe needs.
+    let wait = c
         .deadline
-        .max(Instant::now() + Duration::from_secs(1))
-        .min(Instant::now() + PROBE_EVENT_WAIT);
-    loop {
-        if let Ok(Some(_)) =
-            verify::first_event_matching(c.root, &c.s.log.path, mark, c.s.log.format, Some(marker))
-        {
+        .saturating_duration_since(Instant::now())
+        .clamp(Duration::from_secs(1), PROBE_EVENT_WAIT);
+    match send_probe(
+        c.root,
+        &c.s.log.path,
+        c.s.log.format,
+        ep,
+        proof,
+        argv,
+        marker,
+        wait,
+        progress,
+    )
+    .map_err(failed)?
+    {
+        Probed::Written { .. } => {
             w.poll();
             if w.first_event.is_none() {
                 w.first_event = Some(w.job_done.elapsed());
             }
-            return Ok(Ok(()));
+            Ok(Ok(()))
         }
-        if Instant::now() >= until {
-            return Err(failed(format!(
-                "the probe {} {} (HTTP {code}) is recorded by the policy at {}, but no event for it appeared in {} within {} s: the new apiserver (PID {}) does not write the audit log",
-                sent.method,
-                sent.path,
-                sent.level,
-                c.s.log.path.display(),
-                PROBE_EVENT_WAIT.as_secs(),
-                c.pid
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        Probed::NotWritten { probe, code } => Err(failed(format!(
+            "the probe {} {} (HTTP {code}) is recorded by the policy at {}, but no event for it appeared in {} within {} s: the new apiserver (PID {}) does not write the audit log",
+            probe.method,
+            probe.path,
+            probe.level,
+            c.s.log.path.display(),
+            wait.as_secs(),
+            c.pid
+        ))),
+        Probed::None(why) => Ok(Err(why)),
     }
 }
 
@@ -428,13 +497,7 @@ pub fn verify_restart(
     let proof = if w.first_event.is_some() {
         Proof::Event
     } else {
-        let marker = format!(
-            "kaudit-node-probe-{pid}-{}",
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0)
-        );
+        let marker = marker(&pid.to_string());
         let policy_bytes = p
             .entries
             .iter()

@@ -520,13 +520,7 @@ pub fn probe_pipeline(root: &Root, s: &Settings, status: &Result<UnitStatus, Str
         Ok(ep) => ep,
         Err(e) => return Probe::new(name, State::Unknown, format!("cannot reach PID {pid}: {e}")),
     };
-    let marker = format!(
-        "kaudit-node-probe-check-{}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0)
-    );
+    let marker = crate::prove::marker("check");
     let Some(proof) = crate::policy::proof(&policy, &marker) else {
         return Probe::new(
             name,
@@ -534,91 +528,56 @@ pub fn probe_pipeline(root: &Root, s: &Settings, status: &Result<UnitStatus, Str
             format!("{}: the policy does not decode", s.policy_path.display()),
         );
     };
-    let prober = crate::apiserver::ready::Prober::new(Duration::from_secs(2));
-    let agent = concat!("kaudit-node/", env!("CARGO_PKG_VERSION"), " (probe)");
-    let caller = if crate::apiserver::ready::anonymous_auth(&argv) {
-        crate::policy::probe::Caller::Anonymous
-    } else {
-        crate::policy::probe::Caller::Unauthenticated
-    };
-    let mut tried = Vec::new();
-    for c in [caller, other(caller)] {
-        let pr = match proof.probe(c) {
-            Ok(pr) => pr,
-            Err(why) => {
-                tried.push(why.clone());
-                continue;
-            }
-        };
-        let mark = verify::log_mark(root, &s.log.path);
-        let t0 = std::time::Instant::now();
-        let code = match prober.send(&ep, pr.method, &pr.path, agent) {
-            Ok(c) => c,
-            Err(e) => {
-                return Probe::new(
-                    name,
-                    State::Critical,
-                    format!("{} {}: no answer: {e}", pr.method, pr.path),
-                );
-            }
-        };
-        // The answer says how the apiserver took it (401: no user).
-        if (code == 401) != (pr.caller == crate::policy::probe::Caller::Unauthenticated) {
-            tried.push(format!("{} {} was answered {code}", pr.method, pr.path));
-            continue;
+    let log = s.log.path.display();
+    match crate::prove::send_probe(
+        root,
+        &s.log.path,
+        s.log.format,
+        &ep,
+        &proof,
+        &argv,
+        &marker,
+        PROBE_WAIT,
+        &mut |_| {},
+    ) {
+        Err(e) => Probe::new(name, State::Critical, e),
+        Ok(crate::prove::Probed::Written { probe, code, after }) => {
+            let mut p = Probe::new(
+                name,
+                State::Ok,
+                format!(
+                    "{} {} (HTTP {code}) was written to {log} in {} ms",
+                    probe.method,
+                    probe.path,
+                    after.as_millis()
+                ),
+            );
+            p.metrics.push(Metric::new(
+                "probe_seconds",
+                (after.as_secs_f64() * 1000.0).round() / 1000.0,
+                "s",
+                "Seconds from check's probe request to its audit event in the log.",
+            ));
+            p
         }
-        while t0.elapsed() < PROBE_WAIT {
-            if let Ok(Some(_)) =
-                verify::first_event_matching(root, &s.log.path, mark, s.log.format, Some(&marker))
-            {
-                let mut p = Probe::new(
-                    name,
-                    State::Ok,
-                    format!(
-                        "{} {} (HTTP {code}) was written to {} in {} ms",
-                        pr.method,
-                        pr.path,
-                        s.log.path.display(),
-                        t0.elapsed().as_millis()
-                    ),
-                );
-                p.metrics.push(Metric::new(
-                    "probe_seconds",
-                    (t0.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-                    "s",
-                    "Seconds from check's probe request to its audit event in the log.",
-                ));
-                return p;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        return Probe::new(
+        Ok(crate::prove::Probed::NotWritten { probe, code }) => Probe::new(
             name,
             State::Critical,
             format!(
-                "{} {} (HTTP {code}) is recorded by the policy at {}, but no event for it appeared in {} within {} s",
-                pr.method,
-                pr.path,
-                pr.level,
-                s.log.path.display(),
+                "{} {} (HTTP {code}) is recorded by the policy at {}, but no event for it appeared in {log} within {} s",
+                probe.method,
+                probe.path,
+                probe.level,
                 PROBE_WAIT.as_secs()
             ),
-        );
-    }
-    Probe::new(
-        name,
-        State::Ok,
-        format!(
-            "not probed: no request kaudit-node can send is recorded by this policy ({})",
-            tried.join("; ")
         ),
-    )
-}
-
-fn other(c: crate::policy::probe::Caller) -> crate::policy::probe::Caller {
-    match c {
-        crate::policy::probe::Caller::Anonymous => crate::policy::probe::Caller::Unauthenticated,
-        crate::policy::probe::Caller::Unauthenticated => crate::policy::probe::Caller::Anonymous,
+        Ok(crate::prove::Probed::None(why)) => Probe::new(
+            name,
+            State::Ok,
+            format!(
+                "not probed: no request kaudit-node can send is recorded by this policy ({why})"
+            ),
+        ),
     }
 }
 
