@@ -22,10 +22,13 @@ use crate::policy::Preset;
     max_term_width = 100
 )]
 #[command(
-    after_help = "Exit codes: 0 success (plan: converged; apply: no change), 2 plan: changes \
-pending (apply with --detailed-exitcodes: changed), 64 usage, 65 invalid data (policy, unit), \
+    after_help = "Exit codes: 0 success (plan: converged; apply: done, changed or not), \
+2 plan: changes pending, 64 usage, 65 invalid data (policy, unit, not a kube-apiserver), \
 66 missing input, 69 systemd unavailable, 70 apply failed (rolled back), 74 I/O error, \
-75 another run holds the lock, 77 permission, 78 invalid configuration.\n\nSee kaudit-node(8) and kaudit-node.toml(5)."
+75 another run holds the lock, 77 permission denied or an untrusted input, \
+78 invalid configuration (or one the node's release cannot run).\n\
+apply --detailed-exitcodes: 0 no change, 2 changed, 4 failed, 6 failed with changes.\n\
+check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n\nSee kaudit-node(8) and kaudit-node.toml(5)."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace); or set KAUDIT_NODE_LOG.
@@ -52,9 +55,11 @@ pub struct NodeArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
-    /// For people: unified diffs, actions, warnings.
+    /// For people (plan: unified diffs and actions; apply and remove: what
+    /// was done; policy validate: the diagnostics).
     Text,
-    /// One JSON object, for configuration management.
+    /// One JSON object, for configuration management and scripts, on
+    /// success and on failure alike.
     Json,
 }
 
@@ -91,7 +96,7 @@ pub enum Command {
         #[command(flatten)]
         node: NodeArgs,
         /// Print the plan (as `kaudit-node plan` does) and change nothing.
-        #[arg(long, alias = "diff", conflicts_with = "no_restart")]
+        #[arg(long, visible_alias = "diff", conflicts_with = "no_restart")]
         dry_run: bool,
         /// Write the files and reload systemd, but do not restart (image builds).
         #[arg(long)]

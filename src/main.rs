@@ -279,13 +279,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 OutputFormat::Text => {
                     let mut t = r.render_text(strict);
                     let (e, w) = (r.errors().count(), r.warnings().count());
+                    let n = |k: usize, one: &str, many: &str| {
+                        format!("{k} {}", if k == 1 { one } else { many })
+                    };
                     if ok {
                         t.push_str(&format!(
-                            "{label}: valid ({} rules, {w} warnings)\n",
-                            r.rules
+                            "{label}: valid ({}, {})\n",
+                            n(r.rules, "rule", "rules"),
+                            n(w, "warning", "warnings")
                         ));
                     } else {
-                        t.push_str(&format!("{label}: invalid ({e} errors, {w} warnings)\n"));
+                        t.push_str(&format!(
+                            "{label}: invalid ({}, {})\n",
+                            n(e, "error", "errors"),
+                            n(w, "warning", "warnings")
+                        ));
                     }
                     if ok { out(&t)? } else { eprint!("{t}") }
                 }

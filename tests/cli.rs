@@ -118,3 +118,76 @@ fn json_on_early_errors_of_plan_apply_and_remove() {
         );
     }
 }
+
+/// The exit codes in `--help` and in kaudit-node(8) are the `ExitCode`
+/// enum's, every one of them, and nothing else.
+#[test]
+fn exit_codes_in_help_and_man_page_match_the_enum() {
+    use kaudit_node::error::ExitCode;
+    let sysexits: std::collections::BTreeSet<i32> = [
+        ExitCode::Ok,
+        ExitCode::Changes,
+        ExitCode::Usage,
+        ExitCode::DataErr,
+        ExitCode::NoInput,
+        ExitCode::Unavailable,
+        ExitCode::Software,
+        ExitCode::IoErr,
+        ExitCode::TempFail,
+        ExitCode::NoPerm,
+        ExitCode::Config,
+    ]
+    .iter()
+    .map(|c| c.code())
+    .collect();
+    // --help: "Exit codes: 0 success (...), 2 plan: ..., 64 usage, ...".
+    let help = text(&run(&["--help"], None).stdout);
+    let line = help
+        .split("Exit codes: ")
+        .nth(1)
+        .expect("--help lists the exit codes")
+        .split("\napply --detailed-exitcodes")
+        .next()
+        .unwrap()
+        .replace('\n', " ");
+    let mut in_help = std::collections::BTreeSet::new();
+    for part in line.split(", ") {
+        if let Some(n) = part
+            .split_whitespace()
+            .next()
+            .and_then(|w| w.parse::<i32>().ok())
+            && part
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|w| !w.starts_with(char::is_numeric))
+        {
+            in_help.insert(n);
+        }
+    }
+    assert_eq!(in_help, sysexits, "--help: {line}");
+    assert!(help.contains(
+        "apply --detailed-exitcodes: 0 no change, 2 changed, 4 failed, 6 failed with changes"
+    ));
+    assert!(help.contains("check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN"));
+    // kaudit-node(8): the EXIT STATUS section's `.B N` entries.
+    let man = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/man/kaudit-node.8.extra"
+    ))
+    .unwrap();
+    let section = man
+        .split(".SH EXIT STATUS")
+        .nth(1)
+        .unwrap()
+        .split("\n.SH ")
+        .next()
+        .unwrap();
+    let in_man: std::collections::BTreeSet<i32> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix(".B ")?.trim().parse().ok())
+        .collect();
+    let mut want = sysexits.clone();
+    want.extend([1, 3]); // check's WARNING and UNKNOWN
+    assert_eq!(in_man, want, "kaudit-node(8) EXIT STATUS");
+    assert!(section.contains("0 no change, 2 changed, 4 failed, 6 failed with changes"));
+}

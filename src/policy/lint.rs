@@ -782,13 +782,23 @@ fn lint_sensitive(live: &[&Rule], dead: &HashSet<usize>, diags: &mut Vec<Diagnos
         };
         let r = live[k];
         let pos = r.level.as_ref().map_or(r.pos, |l| l.pos);
+        // Say what is lost: reads, changes, or the verbs the rule lists.
+        const READS: [&str; 3] = ["get", "list", "watch"];
+        let verbs: Vec<&str> = r.verbs.iter().map(|v| v.value.as_str()).collect();
+        let what = if verbs.is_empty() {
+            "reading or changing them goes unaudited".to_string()
+        } else if verbs.iter().all(|v| READS.contains(v)) {
+            format!("reading them ({}) goes unaudited", verbs.join(", "))
+        } else if verbs.iter().all(|v| !READS.contains(v)) {
+            format!("changing them ({}) goes unaudited", verbs.join(", "))
+        } else {
+            format!("{} on them go unaudited", verbs.join(", "))
+        };
         let mut d = Diagnostic::warning(
             pos,
             format!("rules[{i}].level"),
             Some(i),
-            format!(
-                "this rule drops requests on {label} for every user (level None): reading or changing them goes unaudited"
-            ),
+            format!("this rule drops requests on {label} for every user (level None): {what}"),
         );
         d.suggestion = Some(format!(
             "CIS 3.2.2: audit access to {label} at Metadata; put a Metadata rule for them before rules[{i}]"
@@ -1085,6 +1095,20 @@ mod tests {
         let w = warnings("- level: None\n  verbs: [get, list, watch]\n- level: Metadata\n");
         assert_eq!(
             w,
+            [
+                "4:10: rules[0].level: this rule drops requests on Secrets for every user (level None): reading them (get, list, watch) goes unaudited"
+            ]
+        );
+        assert_eq!(
+            warnings("- level: None\n  verbs: [delete]\n- level: Metadata\n"),
+            [
+                "4:10: rules[0].level: this rule drops requests on Secrets for every user (level None): changing them (delete) goes unaudited"
+            ]
+        );
+        assert_eq!(
+            warnings(
+                "- level: None\n  resources: [{group: \"\", resources: [secrets]}]\n- level: Metadata\n"
+            ),
             [
                 "4:10: rules[0].level: this rule drops requests on Secrets for every user (level None): reading or changing them goes unaudited"
             ]
