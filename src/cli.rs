@@ -47,8 +47,10 @@ pub struct NodeArgs {
     pub config: Option<PathBuf>,
 
     /// Treat DIR as the node's root: every node path (units, policy, log
-    /// directory, /etc/passwd) is read under it. For image builds and for
-    /// planning on a copy of a node.
+    /// directory, /etc/passwd, and every path inside the configuration) is
+    /// read under it. For image builds and for planning on a copy of a node.
+    /// The default configuration is read under DIR too; a --config FILE is a
+    /// path on this machine.
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
 }

@@ -133,7 +133,29 @@ fn print_report(r: &apply::Report, format: OutputFormat) -> Result<()> {
     }
 }
 
+/// `--root` must be a directory: a missing one is its own error, not a
+/// missing unit under it.
+fn require_root_dir(node: &NodeArgs) -> Result<()> {
+    match std::fs::metadata(&node.root) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::new(
+            ExitCode::NoInput,
+            format!("--root {}: not a directory", node.root.display()),
+        )),
+        Err(e) => Err(Error::new(
+            ExitCode::NoInput,
+            format!("--root {}: {e}", node.root.display()),
+        )),
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Apply { node, .. } | Command::Remove { node, .. } | Command::Plan { node, .. } => {
+            require_root_dir(node)?
+        }
+        _ => {}
+    }
     match cli.command {
         Command::Apply {
             node,

@@ -191,3 +191,18 @@ fn exit_codes_in_help_and_man_page_match_the_enum() {
     assert_eq!(in_man, want, "kaudit-node(8) EXIT STATUS");
     assert!(section.contains("0 no change, 2 changed, 4 failed, 6 failed with changes"));
 }
+
+#[test]
+fn a_missing_root_is_its_own_error() {
+    for cmd in ["plan", "apply"] {
+        let out = run(&[cmd, "--root", "/does/not/exist"], None);
+        assert_eq!(out.status.code(), Some(66), "{cmd}");
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with(
+                "kaudit-node: error: --root /does/not/exist: No such file or directory"
+            ),
+            "{cmd}: {err}"
+        );
+    }
+}

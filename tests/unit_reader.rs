@@ -473,12 +473,16 @@ fn missing_unit_names_the_search_path() {
     t.write("/etc/systemd/system/other.service", SIMPLE);
     let e = t.load_err();
     assert_eq!(e.code, ExitCode::NoInput);
+    // Under a root, the message says so.
     assert_eq!(
         e.message,
-        "kube-apiserver.service: no such unit file (looked in the 13 directories of systemd's \
-         unit search path, /etc/systemd/system.control to /run/systemd/generator.late); is \
-         `unit` in the configuration right? (`systemctl cat kube-apiserver.service` shows \
-         where systemd finds a unit)"
+        format!(
+            "kube-apiserver.service: no such unit file (looked in the 13 directories of systemd's \
+             unit search path under the root {}, /etc/systemd/system.control to \
+             /run/systemd/generator.late); is `unit` in the configuration right? (`systemctl cat \
+             kube-apiserver.service` shows where systemd finds a unit)",
+            t.dir.path().display()
+        )
     );
 }
 

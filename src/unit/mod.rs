@@ -364,8 +364,13 @@ pub const STATIC_POD_MANIFESTS: [&str; 2] = [
 
 /// The error for a unit that is in none of the search directories.
 fn not_found(root: &Root, name: &str) -> Error {
+    let under = if root.is_system() {
+        String::new()
+    } else {
+        format!(" under the root {}", root.dir().display())
+    };
     let searched = format!(
-        "looked in the {} directories of systemd's unit search path, {} to {}",
+        "looked in the {} directories of systemd's unit search path{under}, {} to {}",
         UNIT_SEARCH_PATH.len(),
         UNIT_SEARCH_PATH[0],
         UNIT_SEARCH_PATH[UNIT_SEARCH_PATH.len() - 1]
