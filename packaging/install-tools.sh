@@ -34,6 +34,16 @@ if ! grep -qx "$TARGET" <<<"$(rustup target list --installed)"; then
 	rustup target add "$TARGET"
 fi
 
+# Waits up to SECS for PID to end: 0 when it ended, 1 when it still runs.
+wait_for() {
+	local pid=$1 secs=$2 i
+	for ((i = 0; i < secs; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 1
+	done
+	! kill -0 "$pid" 2>/dev/null
+}
+
 # cargo install NAME VERSION, unless `cargo NAME-without-cargo- --version` says VERSION.
 install_crate() {
 	local crate=$1 version=$2 sub=${1#cargo-} t0=$SECONDS
@@ -41,8 +51,13 @@ install_crate() {
 		say "$crate $version already installed"
 		return 0
 	fi
-	say "cargo install --locked $crate@$version"
-	cargo install --locked --quiet "$crate@$version"
+	say "cargo install --locked $crate@$version (minutes on 2 cores; progress every 60 s)"
+	cargo install --locked --quiet "$crate@$version" &
+	local pid=$!
+	while ! wait_for "$pid" 60; do
+		say "still building $crate ($((SECONDS - t0)) s)"
+	done
+	wait "$pid"
 	say "$crate $version installed in $((SECONDS - t0)) s"
 }
 install_crate cargo-deb "$CARGO_DEB_VERSION"

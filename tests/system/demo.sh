@@ -18,15 +18,23 @@ UNIT=kube-apiserver.service
 }
 if ! command -v systemd-nspawn >/dev/null || ! command -v logrotate >/dev/null; then
 	echo "demo: installing systemd-container and logrotate from the machine's Debian mirror" >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd-container logrotate >/dev/null
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq systemd-container logrotate
 fi
 trap '"$SB" down "$DIR" >/dev/null 2>&1 || true' EXIT
 
-banner() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold only on a terminal; plain in logs.
+if [[ -t 1 ]]; then
+	banner() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+	banner() { printf '\n== %s\n' "$*"; }
+fi
 in_sb() { "$SB" exec "$DIR" "$@"; }
 
 banner "building kaudit-node and the kube-apiserver test stand-in"
-(cd "$REPO" && cargo build -q -p kaudit-node -p kube-apiserver-standin)
+# cargo's own progress (Compiling …) shows; a first build takes a minute or two.
+(cd "$REPO" && cargo build -p kaudit-node -p kube-apiserver-standin)
 
 banner "booting a real systemd with a Kubernetes-the-hard-way kube-apiserver.service"
 "$SB" up "$DIR"
@@ -38,8 +46,8 @@ echo "kube-apiserver (stand-in) runs as PID $pid with the vendor's audit flags, 
 in_sb sh -c "tr '\\0' '\\n' </proc/$pid/cmdline | grep -e '^--audit'"
 echo "so its audit log stays empty: $(in_sb stat -c '%n: %s bytes' /var/log/audit.log)"
 
-banner "kaudit-node plan (exit 2: changes pending)"
-in_sb kaudit-node plan | sed -n '1,3p;/^Actions/,$p' || true
+banner "kaudit-node plan (exit 2: changes pending; every change, diffs left out)"
+in_sb kaudit-node plan | grep -E '^(Plan for|create|update|set|remove|delete) |^Actions|^  (daemon-reload|restart)' || true
 
 banner "kaudit-node apply"
 in_sb kaudit-node apply
@@ -47,7 +55,13 @@ in_sb kaudit-node apply
 banner "the first audit events, written by the new main PID"
 pid=$(in_sb systemctl show -p MainPID --value "$UNIT")
 in_sb sh -c "tr '\\0' '\\n' </proc/$pid/cmdline | grep -e '^--audit'"
-in_sb head -n 3 /var/log/kubernetes/audit/audit.log
+log=/var/log/kubernetes/audit/audit.log
+for ((i = 0; i < 50; i++)); do
+	[[ $(in_sb sh -c "wc -l < $log") -ge 3 ]] && break
+	sleep 0.1
+done
+# Three events, each cut to its first 200 characters.
+in_sb head -n 3 "$log" | cut -c1-200
 
 banner "kaudit-node apply again: converged, nothing to do"
 start=$(date +%s%N)
