@@ -225,7 +225,11 @@ pub fn observe(root: &Root, settings: &Settings) -> Result<Observed> {
                     )));
                 }
                 Ok(_) => {}
-                Err(e) => return Err(Error::read(&format!("{} (policy.file)", p.display()), &e)),
+                Err(e) => {
+                    let mut err = Error::read(&format!("{}: policy.file", p.display()), &e);
+                    err.message.push_str(&root.on_this_machine(p));
+                    return Err(err);
+                }
             }
             Some((p.clone(), root.read(p)?))
         }

@@ -46,6 +46,17 @@ impl Root {
         out
     }
 
+    /// For a message about a node path under a root other than `/`: where
+    /// the file is on this machine (` (/tmp/r/etc/x on this machine)`);
+    /// empty on the live system.
+    pub fn on_this_machine(&self, node: &Path) -> String {
+        if self.is_system() {
+            String::new()
+        } else {
+            format!(" ({} on this machine)", self.host_path(node).display())
+        }
+    }
+
     /// Reads a node file to a string; `Ok(None)` when it does not exist.
     pub fn read_optional(&self, node: &Path) -> Result<Option<Vec<u8>>> {
         match std::fs::read(self.host_path(node)) {
