@@ -91,6 +91,9 @@ pub enum Command {
     ///
     /// Only a kube-apiserver command is changed: its release (from
     /// `--version`, recorded in the drop-in) decides which flags it can run.
+    /// The vendor's own --audit-* flags are removed; one whose value
+    /// kaudit-node changes or drops is a warning with both values, and a
+    /// moved log path says that log shippers must follow the new one.
     ///
     /// A converged node is a no-op: no write, no reload, no restart, exit 0.
     /// Runs as root; one run at a time (a lock in /run/lock).
