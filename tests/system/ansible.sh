@@ -257,10 +257,11 @@ scenario_converge() {
 		[[ $(flag_value "$n" audit-log-path) == "$LOG" ]] || fail "node$n: --audit-log-path is not effective"
 		[[ $(flag_value "$n" audit-policy-file) == "$POLICY" ]] || fail "node$n: --audit-policy-file is not effective"
 		wait_events "$n" || fail "node$n: no audit event in $LOG"
-		# The role's defaults are kaudit-node's own: an empty configuration
+		# The role's defaults are kaudit-node's own: an empty configuration (in
+		# /run: kaudit-node refuses a configuration in /tmp, which others can write)
 		# plans nothing on the converged node.
-		in_node "$n" sh -c ': > /tmp/empty.toml'
-		in_node "$n" "$NODE_BIN" plan --config /tmp/empty.toml >/dev/null ||
+		in_node "$n" sh -c ': > /run/kaudit-empty.toml'
+		in_node "$n" "$NODE_BIN" plan --config /run/kaudit-empty.toml >/dev/null ||
 			fail "node$n: the role's defaults differ from kaudit-node's embedded defaults (plan with an empty configuration exits $?)"
 		# One after another: node N restarted after node N-1 had written its
 		# first audit event (kaudit-node's verification, then the gate).
@@ -312,7 +313,7 @@ scenario_check() {
 		awk -v t="TASK [$PLAN_TASK" 'index($0, t) == 1 { on = 1; next } /^TASK / { on = 0 } on' "$OUT" |
 			grep -q "^changed: \[node$n\]" || fail "node$n: the plan task did not report 'changed'"
 		[[ $(state "$n") == "${before[n]}" ]] || fail "node$n: changed in check mode: ${before[n]} -> $(state "$n")"
-		[[ $(in_node "$n" sh -c 'ls -d /tmp/kaudit-node-plan.* 2>/dev/null | wc -l') == 0 ]] || fail "node$n: the plan's temporary directory was left"
+		[[ $(in_node "$n" sh -c 'ls -d /run/kaudit-node-plan.* 2>/dev/null | wc -l') == 0 ]] || fail "node$n: the plan's temporary directory was left"
 		[[ $(flag_value "$n" audit-log-maxage) == 30 ]] || fail "node$n: maxage changed in check mode"
 	done
 	PASSED+=("check mode (--check --diff, maxage 30 -> 45): config.toml and drop-in diffs shown for each node, 'changed' reported, nothing changed (PIDs, start times, reloads, files)")
