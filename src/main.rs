@@ -1,5 +1,5 @@
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
@@ -73,24 +73,12 @@ fn settings(node: &NodeArgs) -> Result<config::Settings> {
     }
 }
 
-/// The configuration file as a node path, for the trust check: the default
-/// path under the root, or `--config` on the live system. With `--root`, a
-/// `--config` file is the caller's own host file, not the node's.
-fn config_node_path(node: &NodeArgs) -> Option<PathBuf> {
-    match &node.config {
-        None => Some(PathBuf::from(config::DEFAULT_PATH)),
-        Some(p) if node.root == Path::new("/") => {
-            Some(std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-        }
-        Some(_) => None,
-    }
-}
-
 /// The settings of apply and plan, refused when an input that decides
 /// them is not trusted ([`kaudit_node::trust`]).
 fn trusted_settings(node: &NodeArgs, root: &Root) -> Result<config::Settings> {
     let s = settings(node)?;
-    kaudit_node::trust::require(root, &s, config_node_path(node).as_deref())?;
+    let config = kaudit_node::trust::config_node_path(root, s.source.as_deref());
+    kaudit_node::trust::require(root, &s, config.as_deref())?;
     Ok(s)
 }
 

@@ -151,6 +151,24 @@ fn components(p: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The configuration file as a node path, from the path it was read from
+/// (`Settings::source`, on this machine): under a root, the part below it
+/// (the default configuration); a file outside the root (`--config` with
+/// `--root`) is the caller's own, not the node's: `None`. On the live
+/// system, the path itself, made absolute.
+pub fn config_node_path(root: &Root, source: Option<&Path>) -> Option<PathBuf> {
+    let p = source?;
+    if root.is_system() {
+        return Some(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    }
+    let dir = std::path::absolute(root.dir()).ok()?;
+    std::path::absolute(p)
+        .ok()?
+        .strip_prefix(dir)
+        .ok()
+        .map(|r| Path::new("/").join(r))
+}
+
 /// The inputs of `settings` that must be trusted: the configuration file
 /// (when it is a node file: the default path under the root, or `--config`
 /// without `--root`), `policy.file` and `webhook.config`.
@@ -279,5 +297,27 @@ mod tests {
         assert!(check_path(&Root::new(t.path()), Path::new("/etc/loop"), "x").is_err());
         // What does not exist is not this check's to report.
         assert_eq!(verdict(&t, "/etc/nope/config.toml"), None);
+    }
+
+    #[test]
+    fn config_node_path_is_the_node_path_or_none() {
+        let t = node();
+        let root = Root::new(t.path());
+        let inside = t.path().join("etc/kaudit-node/config.toml");
+        assert_eq!(
+            config_node_path(&root, Some(&inside)),
+            Some(PathBuf::from("/etc/kaudit-node/config.toml"))
+        );
+        // A --config file outside the root is the caller's, not the node's.
+        assert_eq!(
+            config_node_path(&root, Some(Path::new("/elsewhere/c.toml"))),
+            None
+        );
+        assert_eq!(config_node_path(&root, None), None);
+        let live = Root::new("/");
+        assert_eq!(
+            config_node_path(&live, Some(Path::new("/etc/x.toml"))),
+            Some(PathBuf::from("/etc/x.toml"))
+        );
     }
 }

@@ -303,8 +303,7 @@ pub fn check(
         )
     });
     let quiet_policy = match &installed {
-        Ok(Some(f)) => crate::policy::proof(&f.content, "kaudit-node-probe")
-            .is_some_and(|p| !p.records_regular_traffic),
+        Ok(Some(f)) => crate::policy::records_regular_traffic(&f.content) == Some(false),
         _ => false,
     };
     probes.push(probes::log_open(&log, &exists, handle, quiet_policy));
@@ -379,20 +378,9 @@ pub fn check(
         .map(|b| String::from_utf8_lossy(b).into_owned());
     probes.push(probes::drift(text.as_deref(), &current));
 
-    // The identity needs only the unit and the binary: observed anew when
-    // the whole observation failed on something else (a policy file this
-    // user may not read).
     // The inputs apply trusts: a file or directory that became writable by
     // other users after apply is a warning here (apply refuses it).
-    let config_node = s.source.as_ref().and_then(|p| {
-        if root.is_system() {
-            Some(p.clone())
-        } else {
-            p.strip_prefix(root.dir())
-                .ok()
-                .map(|r| Path::new("/").join(r))
-        }
-    });
+    let config_node = crate::trust::config_node_path(root, s.source.as_deref());
     probes.push(match crate::trust::check(root, s, config_node.as_deref()) {
         Err(e) => Probe::new("trust", State::Unknown, e.message),
         Ok(bad) if bad.is_empty() => {
@@ -423,6 +411,9 @@ pub fn check(
         ),
     });
 
+    // The identity needs only the unit and the binary: observed anew when
+    // the whole observation failed on something else (a policy file this
+    // user may not read).
     let identity = match &observed {
         Ok(o) => Ok(o.identity.clone()),
         Err(_) => crate::unit::load(root, &s.unit, observe::DROPIN_NAME).and_then(|v| {

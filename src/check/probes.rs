@@ -718,14 +718,7 @@ pub fn apiserver(
 /// `backupTimeFormat`). Each position holds the bytes it may: digits, or
 /// the one literal byte.
 pub fn backup_language(log: &Path, gz: bool) -> Vec<Vec<u8>> {
-    let stem = log
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = log
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
+    let (stem, ext) = stem_and_ext(log);
     let lit = |s: &str| s.bytes().map(|b| vec![b]).collect::<Vec<_>>();
     let mut out = lit(&format!("{stem}-"));
     for c in "dddd-dd-ddTdd-dd-dd.ddd".bytes() {
@@ -740,6 +733,20 @@ pub fn backup_language(log: &Path, gz: bool) -> Vec<Vec<u8>> {
         out.extend(lit(".gz"));
     }
     out
+}
+
+/// The parts of the log's name around lumberjack's timestamp: `audit`
+/// and `.log` of `audit.log`.
+fn stem_and_ext(log: &Path) -> (String, String) {
+    let stem = log
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = log
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    (stem, ext)
 }
 
 /// Whether `name` (a file name) is a backup of `log`.
@@ -777,14 +784,7 @@ pub fn rotation(
     };
     let live = log.display().to_string();
     let dir = log.parent().unwrap_or(Path::new("/")).display().to_string();
-    let stem = log
-        .file_stem()
-        .map(|s| s.to_string_lossy())
-        .unwrap_or_default();
-    let ext = log
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
+    let (stem, ext) = stem_and_ext(log);
     let language = format!("{dir}/{stem}-<timestamp>{ext}[.gz]");
     let mut f = Findings::default();
     let mut ours_found = false;

@@ -188,12 +188,23 @@ impl Proof {
     }
 }
 
+/// A policy decoded for evaluation (diagnostics dropped: `validate` reports them).
+fn decoded(bytes: &[u8]) -> Option<decode::Policy> {
+    let root = yaml::parse(bytes).ok()??;
+    decode::decode(&root, &mut Vec::new())
+}
+
+/// Whether the policy records any of the control plane's regular traffic
+/// (when it records none, a quiet log is normal); `None` when it does not
+/// decode.
+pub fn records_regular_traffic(bytes: &[u8]) -> Option<bool> {
+    decoded(bytes).map(|p| probe::records_regular_traffic(&p))
+}
+
 /// The probes of a policy (which `validate` accepts), with `marker` in
 /// their object names; `None` when it does not decode.
 pub fn proof(bytes: &[u8], marker: &str) -> Option<Proof> {
-    let root = yaml::parse(bytes).ok()??;
-    let mut diagnostics = Vec::new();
-    let policy = decode::decode(&root, &mut diagnostics)?;
+    let policy = decoded(bytes)?;
     Some(Proof {
         unauthenticated: probe::find(&policy, probe::Caller::Unauthenticated, marker),
         anonymous: probe::find(&policy, probe::Caller::Anonymous, marker),
