@@ -62,6 +62,10 @@ fail() {
 	elif [[ -n $OUT && -f $OUT ]]; then
 		echo "--- ansible-playbook output ($OUT), last 60 lines" >&2
 		tail -n 60 "$OUT" >&2
+		if [[ -s ${OUT%.out}.err ]]; then
+			echo "--- its stderr (${OUT%.out}.err), last 20 lines" >&2
+			tail -n 20 "${OUT%.out}.err" >&2
+		fi
 	fi
 	local n
 	for n in "${BOOTED[@]}"; do
@@ -145,8 +149,11 @@ play() {
 			timeout "$PLAY_TIMEOUT" ansible-playbook -i "${INV:-$WORK/inventory.ini}" "$CONTRIB/playbook.yml" "$@" \
 			>"$OUT" 2>"$WORK/$name.err" && RC=0 || RC=$?
 	else
+		# stderr (Ansible's [WARNING] lines, written unbuffered) apart from
+		# stdout (block-buffered into a file): in one file a warning can land
+		# in the middle of a result line, such as `changed: [node1]`.
 		timeout "$PLAY_TIMEOUT" ansible-playbook -i "${INV:-$WORK/inventory.ini}" "$CONTRIB/playbook.yml" "$@" \
-			>"$OUT" 2>&1 && RC=0 || RC=$?
+			>"$OUT" 2>"$WORK/$name.err" && RC=0 || RC=$?
 	fi
 	if [[ ${JSON:-0} == 1 ]]; then results "$OUT" >"$WORK/$name.tsv" 2>/dev/null || true; fi
 	[[ $RC != 124 ]] || fail "ansible-playbook $name timed out after $PLAY_TIMEOUT s"
