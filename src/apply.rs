@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{PolicySource, Settings};
+use crate::dropin;
 use crate::effects;
 use crate::error::{Error, ExitCode, Result};
-use crate::observe::{self, Observed, PathState};
-use crate::plan::{self, Action, Change, Kind, Plan};
+use crate::observe::{Observed, PathState};
+use crate::plan::{Action, Change, Kind, Plan};
 use crate::prove::{self, Before, Proof};
 use crate::root::Root;
 use crate::systemd::{Systemd, UnitStatus};
@@ -143,16 +144,12 @@ pub fn process_start(root: &Root, pid: u32) -> Option<SystemTime> {
 
 fn runtime_state(root: &Root, s: &Settings, p: &Plan, st: &UnitStatus) -> Runtime {
     let mut r = Runtime::default();
-    let ours = observe::dropin_dir(&s.unit).join(observe::DROPIN_NAME);
-    let ours_s = ours.display().to_string();
-    if !st.drop_in_paths.contains(&ours_s) || st.need_daemon_reload {
+    let ours = dropin::path(&s.unit);
+    let systemd = dropin::loaded(&ours, st, &p.argv);
+    if !systemd.loaded || systemd.stale {
         r.needs_reload = true;
         r.reasons.push("systemd has not loaded the drop-in".into());
-    } else if !st
-        .exec_start
-        .first()
-        .is_some_and(|a| verify::exec_matches(a, &p.argv))
-    {
+    } else if !systemd.exec_start_ours {
         r.needs_reload = true;
         r.reasons
             .push("systemd's ExecStart differs from the drop-in".into());
@@ -469,43 +466,24 @@ pub fn apply(
             rep.actions.push("daemon-reload".into());
             rep.changed = true;
             let st2 = step("reload", sd.status(&s.unit))?;
-            let ours = observe::dropin_dir(&s.unit)
-                .join(observe::DROPIN_NAME)
-                .display()
-                .to_string();
-            if !st2.drop_in_paths.contains(&ours) {
+            let systemd = dropin::loaded(&dropin::path(&s.unit), &st2, &p.argv);
+            if !systemd.loaded {
                 return Err(StepError {
                     step: "reload",
                     error: Error::data(format!(
-                        "systemd did not load {ours} after the reload (DropInPaths: {})",
+                        "systemd did not load {} after the reload (DropInPaths: {})",
+                        dropin::path(&s.unit).display(),
                         st2.drop_in_paths.join(", ")
                     )),
                 });
             }
-            if !st2
-                .exec_start
-                .first()
-                .is_some_and(|a| verify::exec_matches(a, &p.argv))
-            {
-                let later: Vec<&String> = st2
-                    .drop_in_paths
-                    .iter()
-                    .filter(|d| d.as_str() > ours.as_str())
-                    .collect();
+            if !systemd.exec_start_ours {
                 return Err(StepError {
                     step: "reload",
                     error: Error::data(format!(
                         "systemd's effective ExecStart of {} is not kaudit-node's; a drop-in loaded after it overrides it ({}); not restarting",
                         s.unit,
-                        if later.is_empty() {
-                            "none found by name".to_string()
-                        } else {
-                            later
-                                .iter()
-                                .map(|d| d.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        }
+                        systemd.later_list("none found by name")
                     )),
                 });
             }
@@ -753,14 +731,10 @@ pub fn remove(
         unit: s.unit.clone(),
         ..Report::default()
     };
-    let dropin = observe::dropin_dir(&s.unit).join(observe::DROPIN_NAME);
+    let dropin = dropin::path(&s.unit);
     let ours = |p: &Path| -> Result<Option<Vec<u8>>> {
         Ok(match PathState::read(root, p, true)? {
-            PathState::File { content, .. }
-                if content.starts_with(plan::HEADER_MARK.as_bytes()) =>
-            {
-                Some(content)
-            }
+            PathState::File { content, .. } if dropin::is_ours(&content) => Some(content),
             _ => None,
         })
     };
@@ -769,12 +743,12 @@ pub fn remove(
     if let Some(text) = &dropin_text {
         to_remove.push(dropin.clone());
         // The policy kaudit-node installed is the one its drop-in names.
-        if let Some(policy) = plan::dropin_policy_path(&dropin, text) {
+        if let Some(policy) = dropin::policy_path(&dropin, text) {
             let shown = policy.display();
             let kept_because = if matches!(&s.policy, PolicySource::File(f) if *f == policy) {
                 Some("it is policy.file, your own policy".to_string())
             } else {
-                match crate::unit::load(root, &s.unit, observe::DROPIN_NAME) {
+                match crate::unit::load(root, &s.unit, dropin::NAME) {
                     Ok(v)
                         if v.vendor_audit_flag_values("audit-policy-file")
                             .iter()

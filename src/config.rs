@@ -499,31 +499,11 @@ fn toml_error(label: &str, text: &str, e: &toml::de::Error) -> Error {
     Error::config(format!("{label}:{line}:{col}: {message}"))
 }
 
-/// The closest expected key to an unknown one, by edit distance.
+/// The closest expected key to an unknown one (`expected` is toml's list of
+/// quoted key names).
 fn suggest_key(field: &str, expected: &str) -> Option<String> {
-    expected
-        .split('"')
-        .enumerate()
-        .filter(|(i, _)| i % 2 == 1)
-        .map(|(_, k)| k)
-        .map(|k| (edit_distance(field, k), k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k.to_string())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    let keys: Vec<&str> = expected.split('"').skip(1).step_by(2).collect();
+    crate::suggest::closest(field, &keys).map(str::to_string)
 }
 
 struct Validator<'a> {

@@ -93,6 +93,69 @@ fn fsync_dir(host_dir: &Path, node: &Path) -> Result<()> {
         .map_err(|e| io_err(node, "cannot sync directory", e))
 }
 
+/// The one atomic replace: a temporary file beside `path`
+/// (`.NAME.kaudit-node-PID.tmp`, created `O_EXCL | O_NOFOLLOW`, mode 0600
+/// while written), given `mode` and `owner`, fsynced, then renamed over
+/// `path`. The temporary file is removed on failure. The directory's fsync
+/// is the caller's.
+fn replace_file(
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a file name",
+        ));
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let tmp = dir.join(format!(
+        ".{}.kaudit-node-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    // A file left by a killed run that had the same PID.
+    let _ = fs::remove_file(&tmp);
+    let result = (|| -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
+            .open(&tmp)?;
+        f.write_all(content)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        if let Some((uid, gid)) = owner {
+            fchown(&f, Some(uid), Some(gid))?;
+        }
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes a file of the caller's own (a host path, not a node path: check's
+/// `--prometheus` textfile) atomically with `mode`, owned by whoever runs
+/// kaudit-node, and fsyncs its directory. The temporary name ends in `.tmp`,
+/// which node_exporter's textfile collector ignores (it reads `*.prom`).
+pub fn write_host_file_atomic(path: &Path, content: &[u8], mode: u32) -> std::io::Result<()> {
+    replace_file(path, content, mode, None)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all())
+}
+
 /// Writes `content` to `node` atomically with the given mode and owner.
 pub fn write_atomic(
     root: &Root,
@@ -128,28 +191,8 @@ fn write_atomic_in(
         )));
     }
     let dir = host.parent().expect("node paths have a parent");
-    let name = host
-        .file_name()
-        .expect("node paths name a file")
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.kaudit-node-{}.tmp", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
-            .open(&tmp)?;
-        f.write_all(content)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        fchown(&f, Some(uid), Some(gid))?;
-        f.sync_all()?;
-        fs::rename(&tmp, &host)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(node, "cannot write", e));
-    }
+    replace_file(&host, content, mode, Some((uid, gid)))
+        .map_err(|e| io_err(node, "cannot write", e))?;
     sync.add(dir, node);
     Ok(())
 }

@@ -77,7 +77,7 @@ fn settings(node: &NodeArgs) -> Result<config::Settings> {
 /// them is not trusted ([`kaudit_node::trust`]).
 fn trusted_settings(node: &NodeArgs, root: &Root) -> Result<config::Settings> {
     let s = settings(node)?;
-    let config = kaudit_node::trust::config_node_path(root, s.source.as_deref());
+    let config = kaudit_node::trust::config_node_path(root, node.config.as_deref());
     kaudit_node::trust::require(root, &s, config.as_deref())?;
     Ok(s)
 }

@@ -14,11 +14,6 @@ use crate::error::{Error, Result};
 use crate::root::Root;
 use crate::unit::{self, UnitView};
 
-/// kaudit-node's drop-in file name. Drop-ins apply in lexicographic order,
-/// so one sorting later (`override.conf` from `systemctl edit`, `99-*.conf`)
-/// that sets `ExecStart=` overrides ours: the plan refuses that case.
-pub const DROPIN_NAME: &str = "50-kaudit-node.conf";
-
 /// The largest policy file kaudit-node reads (4 MiB; upstream's presets are
 /// a few KiB).
 pub const MAX_POLICY_BYTES: u64 = 4 << 20;
@@ -157,14 +152,9 @@ impl Observed {
     }
 }
 
-/// The drop-in directory of a unit, as a node path.
-pub fn dropin_dir(unit: &str) -> PathBuf {
-    PathBuf::from(format!("/etc/systemd/system/{unit}.d"))
-}
-
 /// Reads everything the plan for `settings` depends on.
 pub fn observe(root: &Root, settings: &Settings) -> Result<Observed> {
-    let unit = unit::load(root, &settings.unit, DROPIN_NAME)?;
+    let unit = unit::load(root, &settings.unit, crate::dropin::NAME)?;
     let text = |p: &str| -> Result<String> {
         Ok(root
             .read_optional(Path::new(p))?
@@ -174,7 +164,7 @@ pub fn observe(root: &Root, settings: &Settings) -> Result<Observed> {
     let accounts = Accounts::parse(&text("/etc/passwd")?, &text("/etc/group")?);
 
     let mut paths = BTreeMap::new();
-    let dropin = dropin_dir(&settings.unit).join(DROPIN_NAME);
+    let dropin = crate::dropin::path(&settings.unit);
     let mut with_content = vec![
         dropin.clone(),
         settings.policy_path.clone(),

@@ -10,21 +10,15 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::apiserver::identity::{self, Identity};
+use crate::apiserver::identity::Identity;
 use crate::apiserver::version;
 use crate::config::{PolicySource, Rotation, Settings};
+use crate::dropin;
 use crate::error::{Error, Result};
 use crate::flags::{self, Flag};
-use crate::observe::{self, Observed, PathState};
+use crate::observe::{Observed, PathState};
 use crate::policy;
 use crate::unit::{self, Command, ProtectSystem};
-
-/// The first line of every file kaudit-node writes; also how it recognises
-/// its own files before removing them.
-pub const HEADER_MARK: &str = "# Written by kaudit-node.";
-
-/// The drop-in header line that records the vendor command line's hash.
-pub const VENDOR_HASH_KEY: &str = "# vendor-exec-start-sha256: ";
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Owner {
@@ -162,14 +156,6 @@ pub fn vendor_hash(cmd: &Command) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads the vendor hash recorded in a drop-in written by kaudit-node.
-pub fn recorded_vendor_hash(dropin: &str) -> Option<&str> {
-    dropin
-        .lines()
-        .find_map(|l| l.strip_prefix(VENDOR_HASH_KEY))
-        .map(str::trim)
-}
-
 pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     let view = &o.unit;
     let mut warnings: Vec<String> = s.warnings.clone();
@@ -186,7 +172,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
              move that ExecStart= into a drop-in named to sort before \"{}\" (kaudit-node then keeps its command line), or delete it",
             list.join(", "),
             view.ours.display(),
-            observe::DROPIN_NAME
+            dropin::NAME
         )));
     }
     if view.dynamic_user {
@@ -335,15 +321,15 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         view.exec_start_source.1
     );
 
-    let dropin_path = observe::dropin_dir(&s.unit).join(observe::DROPIN_NAME);
-    let dropin = render_dropin(
-        &vendor_source,
-        &hash,
-        &o.identity.header_line(),
-        &removed_flags,
-        &unit::render_exec_start(&vendor, &quoted),
-        needs_rw.then_some(log_dir.as_path()),
-    );
+    let dropin_path = dropin::path(&s.unit);
+    let dropin = dropin::render(&dropin::Contents {
+        vendor_source: &vendor_source,
+        vendor_hash: &hash,
+        identity: &o.identity.header_line(),
+        removed_flags: &removed_flags,
+        exec_start: &unit::render_exec_start(&vendor, &quoted),
+        read_write: needs_rw.then_some(log_dir.as_path()),
+    });
 
     // Entries, in the order apply writes them.
     let mut entries = Vec::new();
@@ -423,7 +409,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     if let PathState::File { content, .. } = o.state(&s.policy_path)
         && *content != policy_bytes
         && !matches!(o.state(&dropin_path), PathState::File { content: d, .. }
-            if dropin_policy_path(&dropin_path, d).as_deref() == Some(s.policy_path.as_path()))
+            if dropin::policy_path(&dropin_path, d).as_deref() == Some(s.policy_path.as_path()))
     {
         let p = s.policy_path.display();
         let used = if view
@@ -470,7 +456,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         }
         Rotation::Apiserver => {
             if let PathState::File { content, .. } = o.state(&s.logrotate.path) {
-                if content.starts_with(HEADER_MARK.as_bytes()) {
+                if dropin::is_ours(content) {
                     removals.push(Removal {
                         path: s.logrotate.path.clone(),
                         purpose: "logrotate snippet (the apiserver owns rotation)",
@@ -521,7 +507,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     let only_identity = match o.state(&dropin_path) {
         PathState::File { content, .. } => {
             let new = entries.last().map(|e| e.content.as_slice()).unwrap_or(&[]);
-            without_identity(content) == without_identity(new)
+            dropin::differ_only_in_identity(content, new)
         }
         _ => false,
     };
@@ -801,53 +787,12 @@ fn config_key(flag: &str) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
-/// A drop-in's text without the recorded-identity line.
-fn without_identity(text: &[u8]) -> Vec<&[u8]> {
-    text.split(|b| *b == b'\n')
-        .filter(|l| !l.starts_with(identity::HEADER_KEY.as_bytes()))
-        .collect()
-}
-
-fn render_dropin(
-    vendor_source: &str,
-    hash: &str,
-    identity: &str,
-    removed: &[String],
-    exec_start: &str,
-    rw: Option<&Path>,
-) -> String {
-    let mut t = String::new();
-    t.push_str(HEADER_MARK);
-    t.push_str(" Do not edit: `kaudit-node apply` rewrites this file.\n");
-    t.push_str("# It turns on kube-apiserver audit logging: the vendor command line below,\n");
-    t.push_str("# with kaudit-node's --audit-* flags last. To change them, edit kaudit-node's\n");
-    t.push_str("# configuration (kaudit-node.toml(5)) and run `kaudit-node apply`;\n");
-    t.push_str("# `kaudit-node remove` deletes this file and restores the vendor command line.\n");
-    t.push_str(&format!("# vendor-exec-start: {vendor_source}\n"));
-    t.push_str(&format!("{VENDOR_HASH_KEY}{hash}\n"));
-    t.push_str(identity);
-    t.push('\n');
-    for r in removed {
-        t.push_str(&format!(
-            "# removed-vendor-flag: {}\n",
-            r.replace('\n', " ")
-        ));
-    }
-    t.push_str("\n[Service]\nExecStart=\nExecStart=");
-    t.push_str(exec_start);
-    t.push('\n');
-    if let Some(dir) = rw {
-        t.push_str(&format!("ReadWritePaths={}\n", dir.display()));
-    }
-    t
-}
-
 /// The logrotate snippet for `log.rotation = "logrotate"` (docs/reference.md,
 /// Log rotation by logrotate).
 pub fn render_logrotate(s: &Settings, owner: &Owner) -> String {
     let l = &s.log;
     let mut t = String::new();
-    t.push_str(HEADER_MARK);
+    t.push_str(dropin::HEADER_MARK);
     t.push_str(" Do not edit: `kaudit-node apply` rewrites this file.\n");
     t.push_str("# logrotate owns rotation of this one file (log.rotation = \"logrotate\"); the\n");
     t.push_str("# apiserver's own rotation is made inert with --audit-log-maxsize=2000000000.\n");
@@ -884,53 +829,4 @@ pub fn shared_dir_error(dir: &Path, mode: u32, uid: u32) -> Option<Error> {
             mode & 0o7777
         ))
     })
-}
-
-/// The `ExecStart=` argv of a drop-in as written (the last assignment).
-pub fn dropin_argv(path: &Path, text: &str) -> Option<Vec<String>> {
-    let f = crate::unit::parse_unit_file(path, text).ok()?;
-    let raw = f
-        .section("Service")
-        .filter(|e| e.key == "ExecStart")
-        .last()?
-        .value
-        .clone();
-    if raw.is_empty() {
-        return None;
-    }
-    crate::unit::Command::parse(&raw)
-        .ok()
-        .map(|c| c.argv_values())
-}
-
-/// The policy path kaudit-node's drop-in (`text`) gives the apiserver: the
-/// policy kaudit-node installed. None when the text is not kaudit-node's.
-pub fn dropin_policy_path(path: &Path, text: &[u8]) -> Option<PathBuf> {
-    if !text.starts_with(HEADER_MARK.as_bytes()) {
-        return None;
-    }
-    dropin_argv(path, &String::from_utf8_lossy(text))?
-        .iter()
-        .rev()
-        .find_map(|w| w.strip_prefix("--audit-policy-file="))
-        .map(PathBuf::from)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recorded_hash_round_trips() {
-        let d = render_dropin(
-            "/x:1",
-            "abc",
-            "# kube-apiserver: v1.32.0 /bin/true",
-            &[],
-            "/bin/true",
-            None,
-        );
-        assert_eq!(recorded_vendor_hash(&d), Some("abc"));
-        assert!(d.starts_with(HEADER_MARK));
-    }
 }

@@ -1,36 +1,8 @@
-//! "Did you mean" helpers: edit distance and the closest candidate.
-
-/// Optimal-string-alignment distance (Levenshtein plus adjacent
-/// transpositions), counted in chars.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let (n, m) = (a.len(), b.len());
-    if n == 0 {
-        return m;
-    }
-    if m == 0 {
-        return n;
-    }
-    // Three rolling rows: i-2, i-1, i.
-    let mut prev2 = vec![0usize; m + 1];
-    let mut prev: Vec<usize> = (0..=m).collect();
-    let mut cur = vec![0usize; m + 1];
-    for i in 1..=n {
-        cur[0] = i;
-        for j in 1..=m {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut d = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d = d.min(prev2[j - 2] + 1);
-            }
-            cur[j] = d;
-        }
-        std::mem::swap(&mut prev2, &mut prev);
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[m]
-}
+//! "Did you mean": the closest candidate to a mistyped word, for the policy
+//! decoder, the policy lints and the configuration. The edit distance is
+//! strsim's optimal string alignment (Levenshtein plus adjacent
+//! transpositions, counted in chars), so `RequestRecieved` is one edit from
+//! `RequestReceived`.
 
 /// The largest distance at which `candidate` is still offered for a word
 /// of `len` chars: 1 for short words, about a third of the length beyond.
@@ -52,7 +24,7 @@ pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
     }
     let mut best: Option<(usize, &'a str)> = None;
     for c in candidates {
-        let d = edit_distance(&lower, &c.to_ascii_lowercase());
+        let d = strsim::osa_distance(&lower, &c.to_ascii_lowercase());
         if d <= threshold(word.chars().count().max(c.chars().count()))
             && best.is_none_or(|(bd, _)| d < bd)
         {
@@ -67,15 +39,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn distance_basics() {
-        assert_eq!(edit_distance("", ""), 0);
-        assert_eq!(edit_distance("verb", "verbs"), 1);
-        assert_eq!(edit_distance("groups", "group"), 1);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("abc", ""), 3);
-        // A transposition costs one.
-        assert_eq!(edit_distance("RequestRecieved", "RequestReceived"), 1);
-        assert_eq!(edit_distance("lveel", "level"), 1);
+    fn transpositions_and_config_keys() {
+        // A transposition is one edit (optimal string alignment), as a
+        // Levenshtein distance would count two.
+        assert_eq!(closest("lveel", &["level", "users"]), Some("level"));
+        let keys = ["maxage", "maxbackup", "maxsize", "compress", "mode"];
+        assert_eq!(closest("maxgae", &keys), Some("maxage"));
+        assert_eq!(closest("max_size", &keys), Some("maxsize"));
+        assert_eq!(closest("path", &keys), None);
     }
 
     #[test]

@@ -151,13 +151,16 @@ fn components(p: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The configuration file as a node path, from the path it was read from
-/// (`Settings::source`, on this machine): under a root, the part below it
-/// (the default configuration); a file outside the root (`--config` with
-/// `--root`) is the caller's own, not the node's: `None`. On the live
-/// system, the path itself, made absolute.
-pub fn config_node_path(root: &Root, source: Option<&Path>) -> Option<PathBuf> {
-    let p = source?;
+/// The configuration file as a node path, for the trust check, from
+/// `--config` (`config_arg`): without it, the default path on the node
+/// (checked even when it does not resolve on this machine: a symbolic link
+/// under a root points into the node). With it, on the live system, the
+/// path itself, made absolute; under a root, the part below the root, and
+/// a file outside the root is the caller's own, not the node's: `None`.
+pub fn config_node_path(root: &Root, config_arg: Option<&Path>) -> Option<PathBuf> {
+    let Some(p) = config_arg else {
+        return Some(PathBuf::from(crate::config::DEFAULT_PATH));
+    };
     if root.is_system() {
         return Some(std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     }
@@ -313,7 +316,10 @@ mod tests {
             config_node_path(&root, Some(Path::new("/elsewhere/c.toml"))),
             None
         );
-        assert_eq!(config_node_path(&root, None), None);
+        assert_eq!(
+            config_node_path(&root, None),
+            Some(PathBuf::from("/etc/kaudit-node/config.toml"))
+        );
         let live = Root::new("/");
         assert_eq!(
             config_node_path(&live, Some(Path::new("/etc/x.toml"))),

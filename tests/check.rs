@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use kaudit_node::check::{self, State, Thresholds, probes, render};
 use kaudit_node::config::{self, Format, Rotation, Settings};
+use kaudit_node::effects;
 use kaudit_node::observe;
 use kaudit_node::plan::{self, Plan};
 use kaudit_node::root::Root;
@@ -133,7 +134,14 @@ impl Node {
     }
 
     fn run_with(&self, st: Result<UnitStatus, String>, now: SystemTime) -> check::Report {
-        check::check(&self.root, &self.settings, st, &Thresholds::default(), now)
+        check::check(
+            &self.root,
+            None,
+            &self.settings,
+            st,
+            &Thresholds::default(),
+            now,
+        )
     }
 
     fn run(&self) -> check::Report {
@@ -975,15 +983,20 @@ fn renderers() {
 fn prometheus_file_is_replaced_atomically() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("kaudit-node.prom");
-    render::write_atomic(&p, "a 1\n").unwrap();
-    render::write_atomic(&p, "b 2\n").unwrap();
+    effects::write_host_file_atomic(&p, b"a 1\n", 0o644).unwrap();
+    effects::write_host_file_atomic(&p, b"b 2\n", 0o644).unwrap();
     assert_eq!(fs::read_to_string(&p).unwrap(), "b 2\n");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
+        0o644
+    );
     let names: Vec<String> = fs::read_dir(d.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["kaudit-node.prom"], "no temporary file left");
-    assert!(render::write_atomic(&d.path().join("missing/x.prom"), "").is_err());
+    assert!(effects::write_host_file_atomic(&d.path().join("missing/x.prom"), b"", 0o644).is_err());
 }
 
 fn bin() -> Command {

@@ -1,6 +1,6 @@
 //! What `kaudit-node check` reads of logrotate's configuration: the rule
 //! reader (`check::logrotate::parse`) and the glob(3) matcher
-//! (`check::glob`) it uses to find a rule that rotates the audit log. The
+//! (`glob`) it uses to find a rule that rotates the audit log. The
 //! check runs every minute from a monitoring agent, so it must neither
 //! panic nor hang on any file under `/etc/logrotate.d`.
 //!
@@ -11,7 +11,7 @@
 
 #![no_main]
 
-use kaudit_node::check::glob::{self, MAX_PATTERN};
+use kaudit_node::glob::{self, MAX_PATTERN};
 use kaudit_node::check::logrotate;
 use libfuzzer_sys::fuzz_target;
 

@@ -18,7 +18,6 @@
 //! `max_state_alt`): a definite problem outranks a probe that could not
 //! tell. The renderers are in [`render`].
 
-pub mod glob;
 pub mod logrotate;
 pub mod probes;
 pub mod render;
@@ -190,18 +189,19 @@ fn io_reason(what: &Path, e: &std::io::Error) -> String {
     format!("{}: {e}", what.display())
 }
 
-/// Runs every probe. `status` is systemd's view of the unit (one D-Bus
-/// `status`), or why it could not be read. `now` is the time freshness is
-/// measured against.
+/// Runs every probe. `config` is `--config`, when given. `status` is
+/// systemd's view of the unit (one D-Bus `status`), or why it could not be
+/// read. `now` is the time freshness is measured against.
 pub fn check(
     root: &Root,
+    config: Option<&Path>,
     s: &Settings,
     status: Result<UnitStatus, String>,
     t: &Thresholds,
     now: SystemTime,
 ) -> Report {
     let log = s.log.path.clone();
-    let dropin_path = observe::dropin_dir(&s.unit).join(observe::DROPIN_NAME);
+    let dropin_path = crate::dropin::path(&s.unit);
     let observed = observe::observe(root, s);
     let plan = observed
         .as_ref()
@@ -227,7 +227,7 @@ pub fn check(
     let unknown_unit = match &status {
         Ok(st) => st.load_state == "not-found",
         Err(_) => matches!(
-            crate::unit::load(root, &s.unit, observe::DROPIN_NAME),
+            crate::unit::load(root, &s.unit, crate::dropin::NAME),
             Err(e) if e.code == ExitCode::NoInput
         ),
     };
@@ -358,7 +358,7 @@ pub fn check(
 
     let current = match &plan {
         Ok(p) => Ok((p.vendor_hash.clone(), p.vendor_source.clone())),
-        Err(_) => crate::unit::load(root, &s.unit, observe::DROPIN_NAME)
+        Err(_) => crate::unit::load(root, &s.unit, crate::dropin::NAME)
             .map(|v| {
                 (
                     plan::vendor_hash(&v.exec_start),
@@ -380,7 +380,7 @@ pub fn check(
 
     // The inputs apply trusts: a file or directory that became writable by
     // other users after apply is a warning here (apply refuses it).
-    let config_node = crate::trust::config_node_path(root, s.source.as_deref());
+    let config_node = crate::trust::config_node_path(root, config);
     probes.push(match crate::trust::check(root, s, config_node.as_deref()) {
         Err(e) => Probe::new("trust", State::Unknown, e.message),
         Ok(bad) if bad.is_empty() => {
@@ -416,7 +416,7 @@ pub fn check(
     // user may not read).
     let identity = match &observed {
         Ok(o) => Ok(o.identity.clone()),
-        Err(_) => crate::unit::load(root, &s.unit, observe::DROPIN_NAME).and_then(|v| {
+        Err(_) => crate::unit::load(root, &s.unit, crate::dropin::NAME).and_then(|v| {
             crate::apiserver::identity::identify(
                 root,
                 &v,
@@ -438,7 +438,7 @@ pub fn check(
         started,
     ));
 
-    let rules = logrotate::read_rules(root, plan::HEADER_MARK);
+    let rules = logrotate::read_rules(root, crate::dropin::HEADER_MARK);
     // The backups there now: a pattern must not match them either.
     let log_dir = log.parent().unwrap_or(Path::new("/"));
     let present: Vec<String> = std::fs::read_dir(root.host_path(log_dir))
@@ -597,7 +597,7 @@ pub fn run(inv: &Invocation) -> State {
                     .and_then(|mut d| crate::systemd::Systemd::status(&mut d, &s.unit))
                     .map_err(|e| e.message);
                 let probe = inv.probe.then(|| probe_pipeline(&root, &s, &status));
-                let mut r = check(&root, &s, status, t, SystemTime::now());
+                let mut r = check(&root, inv.config, &s, status, t, SystemTime::now());
                 // A node kaudit-node does not manage stays one UNKNOWN line.
                 if r.probes.len() > 1 {
                     r.probes.extend(probe);
@@ -618,7 +618,8 @@ pub fn run(inv: &Invocation) -> State {
         let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
     }
     if let Some(p) = inv.prometheus
-        && let Err(e) = render::write_atomic(p, &render::prometheus(&report))
+        && let Err(e) =
+            crate::effects::write_host_file_atomic(p, render::prometheus(&report).as_bytes(), 0o644)
     {
         eprintln!(
             "kaudit-node: error: {}: cannot write the Prometheus file: {e}",

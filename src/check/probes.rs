@@ -7,15 +7,16 @@ use std::time::{Duration, SystemTime};
 
 use crate::apiserver::identity::{self, Identity};
 use crate::config::{CIS_MAXAGE, CIS_MAXBACKUP, CIS_MAXSIZE, Format, Rotation};
+use crate::dropin;
 use crate::flags::Flag;
-use crate::plan::{self, Change, Entry};
+use crate::plan::{Change, Entry};
 use crate::systemd::UnitStatus;
 use crate::verify::{self, LogHandle};
 
-use super::glob;
 use super::logrotate::Rule;
 use super::tail::LastLine;
 use super::{Metric, Probe, State};
+use crate::glob;
 
 /// Findings of one probe; the probe's state is the worst, its reason the
 /// findings at that state.
@@ -141,7 +142,7 @@ pub fn dropin(
             );
             None
         }
-        Ok(Some(b)) if !b.starts_with(plan::HEADER_MARK.as_bytes()) => {
+        Ok(Some(b)) if !dropin::is_ours(b) => {
             f.add(
                 State::Critical,
                 format!("{shown} was not written by kaudit-node"),
@@ -153,43 +154,33 @@ pub fn dropin(
     match st {
         Err(e) => f.add(State::Unknown, e.clone()),
         Ok(st) if st.load_state == "loaded" => {
-            let ours = path.display().to_string();
-            let loaded = st.drop_in_paths.contains(&ours);
-            if text.is_some() && !loaded {
+            // The drop-in's own command line, as on disk.
+            let want = text.as_deref().map(|t| dropin::argv(path, t));
+            let systemd =
+                dropin::loaded(path, st, want.clone().flatten().as_deref().unwrap_or(&[]));
+            if text.is_some() && !systemd.loaded {
                 f.add(
                     State::Critical,
                     format!("systemd has not loaded {shown} (run `systemctl daemon-reload`, then `kaudit-node apply`)"),
                 );
             }
-            if st.need_daemon_reload {
+            if systemd.stale {
                 f.add(
                     State::Warning,
                     "unit files changed on disk since the last daemon-reload",
                 );
             }
-            if let Some(text) = &text {
-                let want = plan::dropin_argv(path, text);
-                let actual = st.exec_start.first();
-                match (want, actual) {
-                    (Some(w), Some(a)) if verify::exec_matches(a, &w) => {}
-                    (None, _) => f.add(State::Critical, format!("{shown} has no ExecStart=")),
-                    _ if loaded => {
-                        let later: Vec<&str> = st
-                            .drop_in_paths
-                            .iter()
-                            .filter(|d| d.as_str() > ours.as_str())
-                            .map(String::as_str)
-                            .collect();
-                        f.add(
-                            State::Critical,
-                            format!(
-                                "systemd's effective ExecStart is not kaudit-node's: overridden by {}",
-                                if later.is_empty() { "a later drop-in".to_string() } else { later.join(", ") }
-                            ),
-                        );
-                    }
-                    _ => {}
-                }
+            match want {
+                None => {}
+                Some(None) => f.add(State::Critical, format!("{shown} has no ExecStart=")),
+                Some(Some(_)) if systemd.exec_start_ours || !systemd.loaded => {}
+                Some(Some(_)) => f.add(
+                    State::Critical,
+                    format!(
+                        "systemd's effective ExecStart is not kaudit-node's: overridden by {}",
+                        systemd.later_list("a later drop-in")
+                    ),
+                ),
             }
         }
         // The unit probe reports a unit that is not loaded.
@@ -603,7 +594,7 @@ pub fn drift(dropin_text: Option<&str>, current: &Result<(String, String), Strin
             "no kaudit-node drop-in to compare with",
         );
     };
-    let Some(recorded) = plan::recorded_vendor_hash(text) else {
+    let Some(recorded) = dropin::recorded_vendor_hash(text) else {
         return Probe::new(
             name,
             State::Unknown,

@@ -6,8 +6,6 @@
 //! The summary names every probe at the worst states, worst first.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::Path;
 
 use super::{Report, State};
 
@@ -165,39 +163,4 @@ pub fn prometheus(r: &Report) -> String {
         );
     }
     t
-}
-
-/// Writes `text` to `path` atomically: a temporary file in the same
-/// directory (`.NAME.PID.tmp`, which node_exporter ignores: it reads only
-/// `*.prom`), mode 0644, flushed to disk, then renamed over `path`.
-pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    // A file left by a killed run that had the same PID.
-    let _ = std::fs::remove_file(&tmp);
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

@@ -12,9 +12,9 @@
 //! rules the apiserver would actually run. A rule with a type error cannot
 //! be loaded at all; it is marked `tainted` and the lints skip it.
 
-use super::suggest::closest;
 use super::yaml::{Kind, Node, Pos, ScalarType};
 use super::{Diagnostic, quote};
+use crate::suggest::closest;
 use std::collections::HashMap;
 
 /// A value with the position of its text.

@@ -47,8 +47,8 @@
 //!   requests; omitting it drops them.
 
 use super::decode::{GroupResources, Policy, Rule, Spanned};
-use super::suggest::closest;
 use super::{Diagnostic, quote};
+use crate::suggest::closest;
 use std::collections::{BTreeMap, HashSet};
 
 /// Above this many rules, unreachable rules are found only behind

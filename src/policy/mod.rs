@@ -20,7 +20,6 @@ pub mod eval;
 mod lint;
 mod preset;
 pub mod probe;
-mod suggest;
 mod validate;
 mod yaml;
 

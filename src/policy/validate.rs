@@ -13,8 +13,8 @@
 //! releases do, and 1.28 was observed to).
 
 use super::decode::{Policy, Rule};
-use super::suggest::closest;
 use super::{Diagnostic, quote};
+use crate::suggest::closest;
 
 pub(crate) const API_VERSION: &str = "audit.k8s.io/v1";
 pub(crate) const LEVELS: &[&str] = &["None", "Metadata", "Request", "RequestResponse"];

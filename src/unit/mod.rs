@@ -322,7 +322,7 @@ fn glob_files(root: &Root, pattern: &str) -> Result<Vec<PathBuf>> {
     for c in pattern.split('/').filter(|c| !c.is_empty()) {
         let mut next = Vec::new();
         for base in cur {
-            if !env::has_wildcards(c) {
+            if !crate::glob::has_wildcards(c) {
                 next.push(base.join(c));
                 continue;
             }
@@ -339,7 +339,7 @@ fn glob_files(root: &Root, pattern: &str) -> Result<Vec<PathBuf>> {
             next.extend(
                 names
                     .into_iter()
-                    .filter(|n| env::wildcard_match(c, n))
+                    .filter(|n| crate::glob::matches_name(c, n))
                     .map(|n| base.join(n)),
             );
         }
@@ -768,7 +768,7 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
             ));
             continue;
         }
-        let found = if env::has_wildcards(&expanded) {
+        let found = if crate::glob::has_wildcards(&expanded) {
             glob_files(root, &expanded)?
         } else {
             vec![PathBuf::from(&expanded)]
