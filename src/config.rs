@@ -413,7 +413,13 @@ pub fn from_str(path: Option<&Path>, text: &str) -> Result<Settings> {
     let label = path
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "(embedded defaults)".into());
-    let raw: raw::Config = toml::from_str(text).map_err(|e| toml_error(&label, text, &e))?;
+    // serde_path_to_error names the key an error is on (`log.maxage`),
+    // dotted keys and inline tables included; toml gives its span.
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_error(&label, text, &e, None))?;
+    let raw: raw::Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = key_path(e.path());
+        toml_error(&label, text, e.inner(), Some(&path))
+    })?;
     let mut v = Validator {
         label: &label,
         text,
@@ -444,46 +450,49 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// The dotted key a span sits on (`log.maxage`), found from the line's
-/// `key =` and the nearest `[table]` header above it.
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let offset = offset.min(text.len());
-    let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line_end = text[offset..]
-        .find('\n')
-        .map(|i| offset + i)
-        .unwrap_or(text.len());
-    let line = &text[line_start..line_end];
-    let key = line
-        .split_once('=')
-        .map(|(k, _)| k.trim().trim_matches('"').to_string());
-    let table = text[..line_start].lines().rev().find_map(|l| {
-        let l = l.trim();
-        (l.starts_with('[') && l.ends_with(']'))
-            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-    });
-    match (table, key) {
-        (Some(t), Some(k)) if !k.is_empty() && !k.starts_with('[') => Some(format!("{t}.{k}")),
-        (None, Some(k)) if !k.is_empty() && !k.starts_with('[') => Some(k),
-        (Some(t), _) => Some(format!("[{t}]")),
-        _ => None,
+/// The dotted key of a serde path, without the private fields toml's
+/// `Spanned` wraps each value in.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if key.starts_with("$__serde_spanned") {
+                    continue;
+                }
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Unknown => {}
+        }
     }
+    out
 }
 
-fn toml_error(label: &str, text: &str, e: &toml::de::Error) -> Error {
+/// A TOML or type error as kaudit-node words it. `path`: the key it is on,
+/// from serde_path_to_error (`log.maxage`; `.` for the top level); `None`
+/// for a syntax error, which has no key yet.
+fn toml_error(label: &str, text: &str, e: &toml::de::Error, path: Option<&str>) -> Error {
     let message = e.message().trim().to_string();
-    let Some(span) = e.span() else {
-        return Error::config(format!("{label}: {message}"));
+    let key = path.filter(|p| !p.is_empty() && *p != ".");
+    let at = match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("{label}:{line}:{col}")
+        }
+        None => label.to_string(),
     };
-    let (line, col) = line_col(text, span.start);
     // serde's "unknown field `x`, expected one of …" becomes our wording.
     let message = if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let table = key_at(text, span.start)
-            .map(|k| match k.rsplit_once('.') {
-                Some((t, _)) => format!(" in [{t}]"),
-                None => String::new(),
-            })
+        // The path ends at the unknown key itself.
+        let table = key
+            .and_then(|k| k.rsplit_once('.'))
+            .map(|(t, _)| format!(" in [{t}]"))
             .unwrap_or_default();
         let expected = expected.trim_start_matches(", ").replace('`', "\"");
         let hint = suggest_key(field, &expected)
@@ -491,12 +500,12 @@ fn toml_error(label: &str, text: &str, e: &toml::de::Error) -> Error {
             .unwrap_or_default();
         format!("unknown key \"{field}\"{table}{hint}; {expected}")
     } else {
-        match key_at(text, span.start) {
+        match key {
             Some(k) => format!("{k}: {message}"),
             None => message,
         }
     };
-    Error::config(format!("{label}:{line}:{col}: {message}"))
+    Error::config(format!("{at}: {message}"))
 }
 
 /// The closest expected key to an unknown one (`expected` is toml's list of
@@ -1343,6 +1352,24 @@ mod tests {
             e.starts_with("c.toml:1:1: unknown key \"unitt\" (did you mean \"unit\"?)"),
             "{e}"
         );
+    }
+
+    /// Dotted keys and inline tables name the key where it is, not the
+    /// nearest `[table]` header above.
+    #[test]
+    fn key_paths_of_dotted_keys_and_inline_tables() {
+        let e = err("unit = \"kube-apiserver.service\"\nlog.maxage = \"thirty\"\n");
+        assert!(
+            e.starts_with("c.toml:2:14: log.maxage: invalid type"),
+            "{e}"
+        );
+        let e = err("log = { maxage = 30, max_age = 3 }\n");
+        assert!(
+            e.contains("unknown key \"max_age\" in [log] (did you mean \"maxage\"?)"),
+            "{e}"
+        );
+        let e = err("[policy]\npreset = \"cis\"\n[log]\nrotation = { a = 1 }\n");
+        assert!(e.contains(": log.rotation: "), "{e}");
     }
 
     #[test]
