@@ -13,19 +13,12 @@ use kaudit_node::{apply, config, lock, logging, observe, plan, report, systemd};
 
 fn main() -> ProcessExit {
     let cli = Cli::try_parse().unwrap_or_else(|e| {
-        // `check` is a monitoring plugin: a usage error is UNKNOWN (3), not
-        // clap's 2, which a monitor reads as CRITICAL.
-        let sub = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-        if e.use_stderr() {
-            let _ = e.print();
-            // Everything else follows sysexits: 64 (EX_USAGE).
-            std::process::exit(if sub.as_deref() == Some("check") {
-                3
-            } else {
-                64
-            });
+        if !e.use_stderr() {
+            // --help, --version: clap prints them and exits 0.
+            e.exit()
         }
-        e.exit()
+        let _ = e.print();
+        std::process::exit(usage_exit_code(&e))
     });
     logging::init(cli.verbose);
     // With --format json, every exit prints one object, early errors too.
@@ -70,6 +63,28 @@ fn settings(node: &NodeArgs) -> Result<config::Settings> {
             &Root::new(&node.root).host_path(Path::new(config::DEFAULT_PATH)),
             false,
         ),
+    }
+}
+
+/// The exit code of a usage error. `check` is a monitoring plugin: a usage
+/// error is UNKNOWN (3), not clap's 2, which a monitor reads as CRITICAL;
+/// everything else follows sysexits: 64 (EX_USAGE). Which subcommand it
+/// was comes from clap's own parse of the same argv with errors ignored
+/// (an option's value is never taken for a subcommand's name).
+fn usage_exit_code(e: &clap::Error) -> i32 {
+    use clap::CommandFactory;
+    let sub = match e.kind() {
+        clap::error::ErrorKind::InvalidSubcommand => None,
+        _ => Cli::command()
+            .ignore_errors(true)
+            .try_get_matches()
+            .ok()
+            .and_then(|m| m.subcommand_name().map(str::to_string)),
+    };
+    if sub.as_deref() == Some("check") {
+        3
+    } else {
+        64
     }
 }
 

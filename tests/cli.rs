@@ -53,6 +53,20 @@ fn usage_errors_are_ex_usage_except_for_check() {
     );
     // A monitoring plugin's usage error is UNKNOWN.
     assert_eq!(run(&["check", "--bogus"], None).status.code(), Some(3));
+    assert_eq!(run(&["check", "--warn-age"], None).status.code(), Some(3));
+    assert_eq!(
+        run(&["-v", "check", "--bogus"], None).status.code(),
+        Some(3)
+    );
+    // The subcommand is clap's, not the first word that is no option: here
+    // `check` is the value of --config, and the command is `plan`.
+    assert_eq!(
+        run(&["plan", "--config", "check", "--bogus"], None)
+            .status
+            .code(),
+        Some(64)
+    );
+    assert_eq!(run(&["chek"], None).status.code(), Some(64));
 }
 
 #[test]
