@@ -199,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_of_section_8() {
+    fn messages_recorded_from_real_apiservers() {
         assert_eq!(
             errs(&[P, "--audit-log-mode=bogus"]),
             "invalid audit log mode bogus, allowed modes are \"batch,blocking,blocking-strict\""
