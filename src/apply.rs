@@ -1,22 +1,25 @@
-//! `apply` and `remove`: carry out a plan on a live node, prove that audit
-//! events appear, and roll back on failure so the apiserver is never left
-//! down.
+//! The one executor: carries out a [`Plan`] (`apply`'s or `remove`'s) on a
+//! live node, proves it took, and rolls back on failure so the apiserver is
+//! never left down.
 //!
 //! The order: lock → observe and plan → (converged? stop) →
-//! keep the previous state → write files → daemon-reload → check systemd
-//! loaded our drop-in → restart and wait for the job → verify (new main
-//! PID, effective flags in /proc/PID/cmdline, the log held open, a new audit
-//! event) → on failure, restore, reload, restart, check active.
+//! keep the previous state → write and remove files → daemon-reload →
+//! check what systemd loaded (our drop-in and its `ExecStart`, or for a
+//! removal, no drop-in) → restart and wait for the job → verify (for
+//! apply: new main PID, effective flags in /proc/PID/cmdline, readiness,
+//! the log held open, a new audit event; for a removal: the vendor command
+//! line stays up) → on failure, restore, reload, restart, check active.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::config::{PolicySource, Settings};
+use crate::config::Settings;
 use crate::dropin;
 use crate::effects;
 use crate::error::{Error, ExitCode, Result};
-use crate::observe::{Observed, PathState};
-use crate::plan::{Action, Change, Kind, Plan};
+use crate::observe::PathState;
+use crate::plan::{Action, Change, Kind, Plan, Purpose};
 use crate::prove::{self, Before, Proof};
 use crate::root::Root;
 use crate::systemd::{Systemd, UnitStatus};
@@ -201,13 +204,15 @@ struct Backup {
 }
 
 impl Backup {
-    fn take(o: &Observed, p: &Plan) -> Backup {
+    /// The files the plan replaces or removes, as observed before it.
+    fn take(before: &BTreeMap<PathBuf, PathState>, p: &Plan) -> Backup {
+        let state = |path: &Path| before.get(path).cloned().unwrap_or(PathState::Missing);
         let mut files = Vec::new();
         for e in p.changes().filter(|e| e.kind == Kind::File) {
-            files.push((e.path.clone(), o.state(&e.path).clone()));
+            files.push((e.path.clone(), state(&e.path)));
         }
         for r in &p.removals {
-            files.push((r.path.clone(), o.state(&r.path).clone()));
+            files.push((r.path.clone(), state(&r.path)));
         }
         Backup { files }
     }
@@ -355,11 +360,11 @@ fn restart_and_verify(
 }
 
 /// Carries out `plan` on the node. The caller holds the lock.
-pub fn apply(
+pub fn execute(
     root: &Root,
     sd: &mut dyn Systemd,
     s: &Settings,
-    o: &Observed,
+    before: &BTreeMap<PathBuf, PathState>,
     p: &Plan,
     opts: Options,
     progress: Progress,
@@ -369,10 +374,11 @@ pub fn apply(
         warnings: p.warnings.clone(),
         ..Report::default()
     };
-    let st = match sd
-        .status(&s.unit)
-        .and_then(|st| require_loaded(&s.unit, &st).map(|_| st))
-    {
+    // Removing needs no loaded unit: kaudit-node's files go all the same.
+    let st = match sd.status(&s.unit).and_then(|st| match p.purpose {
+        Purpose::Apply => require_loaded(&s.unit, &st).map(|_| st),
+        Purpose::Remove => Ok(st),
+    }) {
         Ok(st) => st,
         Err(e) => {
             rep.fail("observe", e);
@@ -380,7 +386,10 @@ pub fn apply(
         }
     };
     rep.old_main_pid = (st.main_pid != 0).then_some(st.main_pid);
-    let rt = runtime_state(root, s, p, &st);
+    let rt = match p.purpose {
+        Purpose::Apply => runtime_state(root, s, p, &st),
+        Purpose::Remove => Runtime::default(),
+    };
     let files_changed = !p.is_converged();
     let need_reload = p.actions.contains(&Action::DaemonReload) || rt.needs_reload;
     let need_restart = p
@@ -407,7 +416,7 @@ pub fn apply(
             return rep;
         }
     }
-    let backup = Backup::take(o, p);
+    let backup = Backup::take(before, p);
     crate::failpoint::hit("after-backup");
     let touched = files_changed;
     if files_changed {
@@ -418,6 +427,9 @@ pub fn apply(
         let t = Instant::now();
         let written = effects::write_plan(root, p);
         rep.write_ms = Some(t.elapsed().as_millis() as u64);
+        if let Ok(warnings) = &written {
+            rep.warnings.extend(warnings.iter().cloned());
+        }
         if let Err(e) = written {
             rep.fail("write", e);
             rollback(
@@ -467,7 +479,20 @@ pub fn apply(
             rep.changed = true;
             let st2 = step("reload", sd.status(&s.unit))?;
             let systemd = dropin::loaded(&dropin::path(&s.unit), &st2, &p.argv);
-            if !systemd.loaded {
+            if p.purpose == Purpose::Remove {
+                if systemd.loaded {
+                    return Err(StepError {
+                        step: "reload",
+                        error: Error::new(
+                            ExitCode::Software,
+                            format!(
+                                "systemd still lists {} after the reload",
+                                dropin::path(&s.unit).display()
+                            ),
+                        ),
+                    });
+                }
+            } else if !systemd.loaded {
                 return Err(StepError {
                     step: "reload",
                     error: Error::data(format!(
@@ -477,7 +502,7 @@ pub fn apply(
                     )),
                 });
             }
-            if !systemd.exec_start_ours {
+            if p.purpose == Purpose::Apply && !systemd.exec_start_ours {
                 return Err(StepError {
                     step: "reload",
                     error: Error::data(format!(
@@ -500,6 +525,14 @@ pub fn apply(
                 "{} is {}: it was not started; start it to load the new configuration",
                 s.unit, st.active_state
             ));
+            return Ok(());
+        }
+        if p.purpose == Purpose::Remove {
+            reached = Reached::Restarted;
+            let pid = restart_on_vendor_command_line(sd, s, progress)?;
+            rep.actions.push(format!("restart {}", s.unit));
+            rep.changed = true;
+            rep.new_main_pid = Some(pid);
             return Ok(());
         }
         let before = Before::probe(root, st.main_pid);
@@ -711,142 +744,32 @@ fn rollback(
     }
 }
 
-/// `remove`: delete kaudit-node's drop-in and snippet (and the policy it
-/// installed, unless `keep_policy`), reload, restart, and check the
-/// apiserver is active on the vendor command line. Audit logs are kept.
-///
-/// The policy is kept, with a note, when it is the user's own file
-/// (`policy.file` is that path) or when the vendor command line uses it
-/// (`--audit-policy-file`): removing it would stop the apiserver from
-/// starting. When the vendor command line does not come up, kaudit-node's
-/// files are put back and the apiserver restarted on them (rolled back).
-pub fn remove(
-    root: &Root,
+/// A removal's restart: the unit on the vendor command line must come up
+/// and stay up (a second with the same main PID). Its new main PID.
+fn restart_on_vendor_command_line(
     sd: &mut dyn Systemd,
     s: &Settings,
-    keep_policy: bool,
     progress: Progress,
-) -> Result<Report> {
-    let mut rep = Report {
-        unit: s.unit.clone(),
-        ..Report::default()
-    };
-    let dropin = dropin::path(&s.unit);
-    let ours = |p: &Path| -> Result<Option<Vec<u8>>> {
-        Ok(match PathState::read(root, p, true)? {
-            PathState::File { content, .. } if dropin::is_ours(&content) => Some(content),
-            _ => None,
-        })
-    };
-    let mut to_remove: Vec<PathBuf> = Vec::new();
-    let dropin_text = ours(&dropin)?;
-    if let Some(text) = &dropin_text {
-        to_remove.push(dropin.clone());
-        // The policy kaudit-node installed is the one its drop-in names.
-        if let Some(policy) = dropin::policy_path(&dropin, text) {
-            let shown = policy.display();
-            let kept_because = if matches!(&s.policy, PolicySource::File(f) if *f == policy) {
-                Some("it is policy.file, your own policy".to_string())
-            } else {
-                match crate::unit::load(root, &s.unit, dropin::NAME) {
-                    Ok(v)
-                        if v.vendor_audit_flag_values("audit-policy-file")
-                            .iter()
-                            .any(|f| Path::new(f) == policy) =>
-                    {
-                        Some(format!(
-                            "{}'s own command line uses it (--audit-policy-file)",
-                            s.unit
-                        ))
-                    }
-                    Ok(_) => None,
-                    Err(e) => Some(format!(
-                        "the unit could not be read to see whether its own command line uses it ({})",
-                        e.message
-                    )),
-                }
-            };
-            match (keep_policy, kept_because) {
-                (true, _) => {}
-                (false, Some(why)) => rep.notes.push(format!("kept {shown}: {why}")),
-                (false, None) => to_remove.push(policy),
-            }
-        }
-    }
-    if ours(&s.logrotate.path)?.is_some() {
-        to_remove.push(s.logrotate.path.clone());
-    }
-    let st = sd.status(&s.unit)?;
-    rep.old_main_pid = (st.main_pid != 0).then_some(st.main_pid);
-    let backup = Backup {
-        files: to_remove
-            .iter()
-            .map(|p| Ok((p.clone(), PathState::read(root, p, true)?)))
-            .collect::<Result<_>>()?,
-    };
-    // The drop-in first (it is first in the list): once it is gone the
-    // other files are unused, so a crash or an error after it leaves
-    // nothing the apiserver needs missing.
-    for p in &to_remove {
-        progress(&format!("removing {}", p.display()));
-        match effects::remove_file(root, p) {
-            Ok(()) => {
-                rep.files.push(format!("removed {}", p.display()));
-                rep.changed = true;
-            }
-            Err(e) if *p == dropin => return Err(e),
-            Err(e) => rep.warnings.push(format!(
-                "{}; nothing uses it any more: remove it by hand",
-                e.message
-            )),
-        }
-    }
-    if dropin_text.is_none() {
-        return Ok(rep);
-    }
-    let mut reached = Reached::Written;
-    let result = (|| -> Result<()> {
-        reached = Reached::Reloaded;
-        sd.reload()?;
-        rep.actions.push("daemon-reload".into());
-        if !st.is_active() {
-            return Ok(());
-        }
-        progress(&format!("restarting {} on the vendor command line", s.unit));
-        reached = Reached::Restarted;
-        let job = sd.restart(&s.unit, s.apply.verify_timeout.as_std())?;
-        rep.actions.push(format!("restart {}", s.unit));
-        let st2 = settle(sd, &s.unit)?;
-        if !job.is_done() || !st2.is_active() {
-            return Err(Error::new(
+) -> std::result::Result<u32, StepError> {
+    progress(&format!("restarting {} on the vendor command line", s.unit));
+    let job = step(
+        "restart",
+        sd.restart(&s.unit, s.apply.verify_timeout.as_std()),
+    )?;
+    let st = step("restart", settle(sd, &s.unit))?;
+    if !job.is_done() || !st.is_active() {
+        return Err(StepError {
+            step: "restart",
+            error: Error::new(
                 ExitCode::Software,
                 format!(
                     "{} is {} ({}) on the vendor command line; see `journalctl -u {}`",
-                    s.unit, st2.active_state, st2.sub_state, s.unit
+                    s.unit, st.active_state, st.sub_state, s.unit
                 ),
-            ));
-        }
-        if st2.drop_in_paths.iter().any(|d| Path::new(d) == dropin) {
-            return Err(Error::new(
-                ExitCode::Software,
-                format!("systemd still lists {} after the reload", dropin.display()),
-            ));
-        }
-        rep.new_main_pid = Some(st2.main_pid);
-        Ok(())
-    })();
-    if let Err(e) = result {
-        // The apiserver is never left down: put kaudit-node's files back.
-        let (code, message) = (e.code, e.message.clone());
-        rep.fail("restart", e);
-        rollback(root, sd, s, &backup, &st, reached, None, &mut rep, progress);
-        let how = match rep.rollback.as_deref() {
-            Some(how) => format!("rolled back: {how}"),
-            None => rep.warnings.join("; "),
-        };
-        return Err(Error::new(code, format!("{message}; {how}")));
+            ),
+        });
     }
-    Ok(rep)
+    Ok(st.main_pid)
 }
 
 /// Puppet-style detailed exit code: 0 no change, 2 changed, 4 failed,

@@ -125,6 +125,10 @@ pub enum Command {
         /// Keep the installed audit policy file.
         #[arg(long)]
         keep_policy: bool,
+        /// Print what would be removed, reloaded and restarted (unified
+        /// diffs to /dev/null), and change nothing.
+        #[arg(long, visible_alias = "diff")]
+        dry_run: bool,
         /// Output format of the report.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,

@@ -279,7 +279,7 @@ fn remove_file_in(root: &Root, node: &Path, sync: &mut DirSync) -> Result<()> {
 /// Carries out the file part of a plan, in its order (the drop-in last),
 /// then removals. Unchanged entries are not touched. Each file is fsynced
 /// before its rename; each directory once, at the end, before returning.
-pub fn write_plan(root: &Root, plan: &Plan) -> Result<()> {
+pub fn write_plan(root: &Root, plan: &Plan) -> Result<Vec<String>> {
     let mut sync = DirSync::default();
     for e in plan
         .entries
@@ -303,10 +303,21 @@ pub fn write_plan(root: &Root, plan: &Plan) -> Result<()> {
         }
         crate::failpoint::hit("between-writes");
     }
+    // A best-effort removal (a file nothing uses once the drop-in is gone)
+    // that fails is a warning: the rest of the plan goes on.
+    let mut warnings = Vec::new();
     for r in &plan.removals {
-        remove_file_in(root, &r.path, &mut sync)?;
+        match remove_file_in(root, &r.path, &mut sync) {
+            Ok(()) => {}
+            Err(e) if r.best_effort => warnings.push(format!(
+                "{}; nothing uses it any more: remove it by hand",
+                e.message
+            )),
+            Err(e) => return Err(e),
+        }
     }
-    sync.flush()
+    sync.flush()?;
+    Ok(warnings)
 }
 
 #[cfg(test)]

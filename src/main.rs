@@ -190,11 +190,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let observed = observe::observe(&root, &s)?;
             let p = plan::plan(&s, &observed)?;
             let mut sd = systemd::Dbus::connect(std::time::Duration::from_secs(30))?;
-            let r = apply::apply(
+            let r = apply::execute(
                 &root,
                 &mut sd,
                 &s,
-                &observed,
+                &observed.paths,
                 &p,
                 apply::Options { no_restart },
                 &mut |m| progress(m),
@@ -208,18 +208,37 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Remove {
             node,
             keep_policy,
+            dry_run,
             format,
         } => {
             let s = settings(&node)?;
             let root = Root::new(&node.root);
+            if dry_run {
+                let p = plan::plan_remove(&s, &observe::observe_removal(&root, &s)?, keep_policy);
+                match format {
+                    OutputFormat::Text => out(&report::plan_text(&p))?,
+                    OutputFormat::Json => out(&format!("{:#}\n", report::plan_json(&p)))?,
+                }
+                return Ok(ExitCode::Ok);
+            }
             require_root("remove")?;
             let _lock = lock::acquire(&root, std::time::Duration::from_secs(300), &mut |m| {
                 progress(m)
             })?;
+            let observed = observe::observe_removal(&root, &s)?;
+            let p = plan::plan_remove(&s, &observed, keep_policy);
             let mut sd = systemd::Dbus::connect(std::time::Duration::from_secs(30))?;
-            let r = apply::remove(&root, &mut sd, &s, keep_policy, &mut |m| progress(m))?;
+            let r = apply::execute(
+                &root,
+                &mut sd,
+                &s,
+                &observed.paths,
+                &p,
+                apply::Options { no_restart: false },
+                &mut |m| progress(m),
+            );
             print_report(&r, format)?;
-            Ok(ExitCode::Ok)
+            Ok(r.exit_code())
         }
         Command::Plan { node, format } => {
             let root = Root::new(&node.root);

@@ -152,6 +152,52 @@ impl Observed {
     }
 }
 
+/// What `remove` depends on: kaudit-node's files as they are, and which
+/// policy files the vendor's own command line names.
+#[derive(Debug, Clone)]
+pub struct ForRemoval {
+    /// The drop-in, the logrotate snippet and the policy the drop-in names.
+    pub paths: BTreeMap<PathBuf, PathState>,
+    /// The vendor command line's `--audit-policy-file` values, or why the
+    /// unit could not be read to find them.
+    pub vendor_policy_files: std::result::Result<Vec<PathBuf>, String>,
+}
+
+impl ForRemoval {
+    pub fn state(&self, p: &Path) -> &PathState {
+        self.paths.get(p).unwrap_or(&PathState::Missing)
+    }
+}
+
+/// Reads what the removal plan depends on. Unlike [`observe`], a unit that
+/// cannot be read is no error: removing kaudit-node's files needs neither
+/// the vendor command line nor the apiserver's identity.
+pub fn observe_removal(root: &Root, settings: &Settings) -> Result<ForRemoval> {
+    let dropin = crate::dropin::path(&settings.unit);
+    let mut paths = BTreeMap::new();
+    for p in [&dropin, &settings.logrotate.path] {
+        paths.insert(p.clone(), PathState::read(root, p, true)?);
+    }
+    if let Some(PathState::File { content, .. }) = paths.get(&dropin)
+        && let Some(policy) = crate::dropin::policy_path(&dropin, content)
+    {
+        let st = PathState::read(root, &policy, true)?;
+        paths.insert(policy, st);
+    }
+    let vendor_policy_files = unit::load(root, &settings.unit, crate::dropin::NAME)
+        .map(|v| {
+            v.vendor_audit_flag_values("audit-policy-file")
+                .iter()
+                .map(PathBuf::from)
+                .collect()
+        })
+        .map_err(|e| e.message);
+    Ok(ForRemoval {
+        paths,
+        vendor_policy_files,
+    })
+}
+
 /// Reads everything the plan for `settings` depends on.
 pub fn observe(root: &Root, settings: &Settings) -> Result<Observed> {
     let unit = unit::load(root, &settings.unit, crate::dropin::NAME)?;

@@ -81,6 +81,21 @@ pub struct Removal {
     pub purpose: &'static str,
     #[serde(skip)]
     pub current: Vec<u8>,
+    /// A file nothing uses once the drop-in is gone: failing to remove it is
+    /// a warning, not a failure to roll back.
+    #[serde(skip)]
+    pub best_effort: bool,
+}
+
+/// What a plan is for: the executor carries out both the same way, and
+/// proves each its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Purpose {
+    /// Audit logging on: the drop-in's command line runs, and logs.
+    Apply,
+    /// kaudit-node's files gone: the vendor command line runs.
+    Remove,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -103,6 +118,7 @@ impl std::fmt::Display for Action {
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Plan {
+    pub purpose: Purpose,
     pub unit: String,
     /// Where the vendor command line was read from (`FILE:LINE`).
     pub vendor_source: String,
@@ -461,6 +477,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
                         path: s.logrotate.path.clone(),
                         purpose: "logrotate snippet (the apiserver owns rotation)",
                         current: content.clone(),
+                        best_effort: false,
                     });
                 } else {
                     warnings.push(format!(
@@ -522,6 +539,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     }
 
     Ok(Plan {
+        purpose: Purpose::Apply,
         unit: s.unit.clone(),
         vendor_source,
         vendor_hash: hash,
@@ -534,6 +552,98 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         warnings,
         notes,
     })
+}
+
+/// The plan of `remove`: kaudit-node's files go (the drop-in first: once
+/// it is gone the others are unused), then systemd reloads and the unit
+/// restarts on the vendor command line. Pure, like [`plan`].
+///
+/// The policy the drop-in names goes too, unless `keep_policy`, or it is
+/// the user's own (`policy.file`), or the vendor command line uses it, or
+/// the unit could not be read to know (kept, with a note saying why).
+pub fn plan_remove(s: &Settings, o: &crate::observe::ForRemoval, keep_policy: bool) -> Plan {
+    let dropin_path = dropin::path(&s.unit);
+    let mut removals = Vec::new();
+    let mut notes = Vec::new();
+    let ours = |p: &Path| match o.state(p) {
+        PathState::File { content, .. } if dropin::is_ours(content.as_slice()) => {
+            Some(content.clone())
+        }
+        _ => None,
+    };
+    if let Some(text) = ours(&dropin_path) {
+        if let Some(policy) = dropin::policy_path(&dropin_path, &text) {
+            let kept_because = if matches!(&s.policy, PolicySource::File(f) if *f == policy) {
+                Some("it is policy.file, your own policy".to_string())
+            } else {
+                match &o.vendor_policy_files {
+                    Ok(files) if files.contains(&policy) => Some(format!(
+                        "{}'s own command line uses it (--audit-policy-file)",
+                        s.unit
+                    )),
+                    Ok(_) => None,
+                    Err(e) => Some(format!(
+                        "the unit could not be read to see whether its own command line uses it ({e})"
+                    )),
+                }
+            };
+            let current = match o.state(&policy) {
+                PathState::File { content, .. } => Some(content.clone()),
+                _ => None,
+            };
+            match (keep_policy, kept_because, current) {
+                (false, Some(why), _) => notes.push(format!("kept {}: {why}", policy.display())),
+                (false, None, Some(current)) => removals.push(Removal {
+                    path: policy,
+                    purpose: "audit policy",
+                    current,
+                    best_effort: true,
+                }),
+                _ => {}
+            }
+        }
+        removals.insert(
+            0,
+            Removal {
+                path: dropin_path,
+                purpose: "systemd drop-in (the vendor command line runs again)",
+                current: text,
+                best_effort: false,
+            },
+        );
+    }
+    if let Some(current) = ours(&s.logrotate.path) {
+        removals.push(Removal {
+            path: s.logrotate.path.clone(),
+            purpose: "logrotate snippet",
+            current,
+            best_effort: true,
+        });
+    }
+    let actions = if removals.first().is_some_and(|r| !r.best_effort) {
+        vec![
+            Action::DaemonReload,
+            Action::Restart {
+                unit: s.unit.clone(),
+            },
+        ]
+    } else {
+        Vec::new()
+    };
+    Plan {
+        purpose: Purpose::Remove,
+        unit: s.unit.clone(),
+        vendor_source: String::new(),
+        vendor_hash: String::new(),
+        argv: Vec::new(),
+        flags: Vec::new(),
+        removed_flags: Vec::new(),
+        entries: Vec::new(),
+        removals,
+        actions,
+        warnings: Vec::new(),
+        notes,
+    }
 }
 
 fn entry(

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::plan::{Change, Entry, Kind, Plan};
+use crate::plan::{Change, Entry, Kind, Plan, Purpose};
 
 fn diff(old: &[u8], new: &[u8], a: &str, b: &str) -> String {
     let old = String::from_utf8_lossy(old);
@@ -43,13 +43,26 @@ fn verb(e: &Entry) -> &'static str {
 
 pub fn plan_text(p: &Plan) -> String {
     let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "Plan for {} (vendor command line from {})",
-        p.unit, p.vendor_source
-    );
-    if p.is_converged() {
-        let _ = writeln!(t, "\nConverged: nothing to write, no reload, no restart.");
+    match p.purpose {
+        Purpose::Apply => {
+            let _ = writeln!(
+                t,
+                "Plan for {} (vendor command line from {})",
+                p.unit, p.vendor_source
+            );
+            if p.is_converged() {
+                let _ = writeln!(t, "\nConverged: nothing to write, no reload, no restart.");
+            }
+        }
+        Purpose::Remove => {
+            let _ = writeln!(t, "Removal plan for {}", p.unit);
+            if p.is_converged() {
+                let _ = writeln!(
+                    t,
+                    "\nNothing to remove: no file of kaudit-node's is there; no reload, no restart."
+                );
+            }
+        }
     }
     for e in p.changes() {
         let was = e
@@ -117,6 +130,7 @@ pub fn plan_json(p: &Plan) -> serde_json::Value {
         })
         .collect();
     json!({
+        "purpose": p.purpose,
         "unit": p.unit,
         "converged": p.is_converged(),
         "vendor_source": p.vendor_source,

@@ -1,4 +1,5 @@
-//! The executor's control flow (`apply::apply`) against a recording fake of
+//! The executor's control flow (`apply::execute`, for apply's plans and
+//! remove's) against a recording fake of
 //! the systemd seam: every point a failure can reach (`Reached`: written,
 //! reloaded, restarted) and a failing rollback, with the calls made, the
 //! files left on disk and the report. The fake scripts systemd's answers;
@@ -156,11 +157,11 @@ impl Node {
     }
 
     fn apply(&self, sd: &mut Fake, no_restart: bool) -> Report {
-        apply::apply(
+        apply::execute(
             &self.root,
             sd,
             &self.settings,
-            &self.observed,
+            &self.observed.paths,
             &self.plan,
             Options { no_restart },
             &mut |_| {},
@@ -447,16 +448,142 @@ fn a_converged_node_makes_one_status_call() {
     )
     .unwrap();
     let mut sd = fake(vec![Ok(n.reloaded())]);
-    let r = apply::apply(
+    let r = apply::execute(
         &n.root,
         &mut sd,
         &n.settings,
-        &observed,
+        &observed.paths,
         &plan,
         Options { no_restart: false },
         &mut |_| {},
     );
     assert_eq!(r.failed_step, None, "{r:?}");
     assert!(!r.changed && r.actions.is_empty(), "{r:?}");
+    assert_eq!(sd.calls, status_calls(1));
+}
+
+/// After a successful apply: the node `remove` starts from.
+fn applied(n: &Node) -> (observe::ForRemoval, Plan) {
+    kaudit_node::effects::write_plan(&n.root, &n.plan).unwrap();
+    let o = observe::observe_removal(&n.root, &n.settings).unwrap();
+    let p = plan::plan_remove(&n.settings, &o, false);
+    (o, p)
+}
+
+fn remove(n: &Node, o: &observe::ForRemoval, p: &Plan, sd: &mut Fake) -> Report {
+    apply::execute(
+        &n.root,
+        sd,
+        &n.settings,
+        &o.paths,
+        p,
+        Options { no_restart: false },
+        &mut |_| {},
+    )
+}
+
+#[test]
+fn remove_plans_the_drop_in_first_then_reload_and_restart() {
+    let Some(n) = Node::new("") else { return };
+    let (_, p) = applied(&n);
+    let paths: Vec<&str> = p
+        .removals
+        .iter()
+        .map(|r| r.path.to_str().unwrap())
+        .collect();
+    assert_eq!(paths, [DROPIN, POLICY]);
+    assert_eq!(
+        p.actions.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        ["daemon-reload", "restart kube-apiserver.service"]
+    );
+    let kept = plan::plan_remove(
+        &n.settings,
+        &observe::observe_removal(&n.root, &n.settings).unwrap(),
+        true,
+    );
+    assert_eq!(kept.removals.len(), 1, "--keep-policy");
+}
+
+#[test]
+fn remove_gives_the_vendor_command_line_back() {
+    let Some(n) = Node::new("") else { return };
+    let (o, p) = applied(&n);
+    let vendor = UnitStatus {
+        main_pid: NEW_PID,
+        ..n.before()
+    };
+    let mut sd = fake(vec![Ok(n.reloaded()), Ok(vendor)]);
+    let r = remove(&n, &o, &p, &mut sd);
+    assert_eq!(r.failed_step, None, "{r:?}");
+    assert!(r.changed);
+    assert_eq!(
+        r.files,
+        [format!("removed {DROPIN}"), format!("removed {POLICY}")]
+    );
+    assert_eq!(
+        r.actions,
+        ["daemon-reload", "restart kube-apiserver.service"]
+    );
+    assert_eq!(r.new_main_pid, Some(NEW_PID));
+    assert!(!n.exists(DROPIN) && !n.exists(POLICY));
+}
+
+#[test]
+fn remove_onto_a_failing_vendor_command_line_puts_the_files_back() {
+    let Some(n) = Node::new("") else { return };
+    let (o, p) = applied(&n);
+    let failed = UnitStatus {
+        active_state: "failed".into(),
+        sub_state: "failed".into(),
+        main_pid: 0,
+        ..n.before()
+    };
+    let back = UnitStatus {
+        main_pid: NEW_PID + 1,
+        ..n.reloaded()
+    };
+    // status: before; after the reload; the settle after the restart (failed);
+    // then the rollback's settle.
+    let mut sd = fake(vec![Ok(n.reloaded()), Ok(n.before()), Ok(failed), Ok(back)]);
+    let r = remove(&n, &o, &p, &mut sd);
+    assert_eq!(r.failed_step.as_deref(), Some("restart"), "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap()
+            .contains("is failed (failed) on the vendor command line"),
+        "{r:?}"
+    );
+    assert_eq!(r.exit_code().code(), 70);
+    assert!(r.rolled_back, "{r:?}");
+    assert!(
+        n.exists(DROPIN) && n.exists(POLICY),
+        "kaudit-node's files put back"
+    );
+}
+
+#[test]
+fn remove_refuses_when_systemd_still_lists_the_drop_in() {
+    let Some(n) = Node::new("") else { return };
+    let (o, p) = applied(&n);
+    let mut sd = fake(vec![Ok(n.reloaded())]);
+    let r = remove(&n, &o, &p, &mut sd);
+    assert_eq!(r.failed_step.as_deref(), Some("reload"));
+    assert!(r.error.as_deref().unwrap().contains("systemd still lists"));
+    assert!(r.rolled_back);
+    assert!(!sd.calls.iter().any(|c| c.starts_with("restart")));
+    assert!(n.exists(DROPIN));
+}
+
+#[test]
+fn remove_on_a_node_without_the_drop_in_does_nothing() {
+    let Some(n) = Node::new("") else { return };
+    let o = observe::observe_removal(&n.root, &n.settings).unwrap();
+    let p = plan::plan_remove(&n.settings, &o, false);
+    assert!(p.is_converged());
+    let mut sd = fake(vec![Ok(n.before())]);
+    let r = remove(&n, &o, &p, &mut sd);
+    assert_eq!(r.failed_step, None);
+    assert!(!r.changed);
     assert_eq!(sd.calls, status_calls(1));
 }

@@ -114,6 +114,14 @@ scenario_remove() {
 	local out rc pid hash
 	out=$(kn apply 2>&1) || fail "apply: $out"
 	wait_events || fail "no audit event after apply"
+	# --dry-run: the removal plan, nothing changed.
+	pid=$(main_pid)
+	hash=$(node_hash)
+	out=$(kn remove --dry-run 2>&1) || fail "remove --dry-run: $out"
+	grep -q "^Removal plan for $UNIT" <<<"$out" || fail "remove --dry-run: no plan: $out"
+	grep -q "^remove $DDIR/50-kaudit-node.conf: systemd drop-in" <<<"$out" || fail "remove --dry-run: the drop-in is not planned: $out"
+	grep -q "^  restart $UNIT" <<<"$out" || fail "remove --dry-run: no restart planned: $out"
+	[[ $(main_pid) == "$pid" && $(node_hash) == "$hash" ]] || fail "remove --dry-run changed the node"
 	# The vendor's own flags now make the apiserver fail at start-up (the
 	# running process does not see this drop-in until a restart).
 	in_sb sh -c "printf '[Service]\nEnvironment=STANDIN_FAIL_IF_ARG=--audit-log-path=/var/log/audit.log\n' >$DDIR/10-test-fail.conf"
@@ -122,7 +130,8 @@ scenario_remove() {
 	hash=$(node_hash)
 	out=$(kn remove 2>&1) && rc=0 || rc=$?
 	[[ $rc == 70 ]] || fail "remove onto a failing vendor command line: exit $rc, want 70: $out"
-	grep -q 'on the vendor command line; .*rolled back: the previous files are restored' <<<"$out" || fail "the rollback is not reported: $out"
+	grep -q 'FAILED at step "restart": .* on the vendor command line; ' <<<"$out" || fail "the failure is not reported: $out"
+	grep -q '^  rolled back: the previous files are restored' <<<"$out" || fail "the rollback is not reported: $out"
 	[[ $(active) == active ]] || fail "remove left the apiserver down"
 	[[ $(main_pid) != "$pid" ]] || fail "not restarted after the rollback"
 	[[ $(flag_value "$(main_pid)" audit-log-path) == "$LOG" ]] || fail "not back on kaudit-node's configuration"
@@ -138,7 +147,7 @@ scenario_remove() {
 	in_sb test -s "$POLICY" || fail "remove deleted the policy the vendor command line uses"
 	[[ $(active) == active ]] || fail "not active on the vendor command line"
 	[[ $(flag_value "$(main_pid)" audit-policy-file) == "$POLICY" ]] || fail "the vendor command line does not run"
-	PASSED+=("remove: a vendor command line that fails is rolled back onto kaudit-node's configuration (exit 70, active); a policy the vendor command line uses is kept")
+	PASSED+=("remove: --dry-run shows the removal plan and changes nothing; a vendor command line that fails is rolled back onto kaudit-node's configuration (exit 70, active); a policy the vendor command line uses is kept")
 }
 
 scenario_contrib() {
