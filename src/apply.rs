@@ -120,31 +120,6 @@ fn mtime(root: &Root, node: &Path) -> Option<SystemTime> {
         .ok()
 }
 
-/// When a process started, from `/proc/PID/stat` and `/proc/stat`'s btime.
-pub fn process_start(root: &Root, pid: u32) -> Option<SystemTime> {
-    let stat = std::fs::read_to_string(root.host_path(&PathBuf::from(format!("/proc/{pid}/stat"))))
-        .ok()?;
-    // Field 22 (starttime), counted after the ")" that ends the command name.
-    let after = stat.rsplit_once(')')?.1;
-    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
-    let btime: u64 = std::fs::read_to_string(root.host_path(Path::new("/proc/stat")))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as u64;
-    Some(
-        SystemTime::UNIX_EPOCH
-            + Duration::from_secs(btime)
-            + Duration::from_millis(ticks * 1000 / hz.max(1)),
-    )
-}
-
 fn runtime_state(root: &Root, s: &Settings, p: &Plan, st: &UnitStatus) -> Runtime {
     let mut r = Runtime::default();
     let ours = dropin::path(&s.unit);
@@ -181,7 +156,7 @@ fn runtime_state(root: &Root, s: &Settings, p: &Plan, st: &UnitStatus) -> Runtim
             .reasons
             .push(format!("cannot read /proc/{}/cmdline: {e}", st.main_pid)),
     }
-    if let Some(started) = process_start(root, st.main_pid) {
+    if let Some(started) = verify::process_start(root, st.main_pid) {
         for f in [&ours, &s.policy_path] {
             if let Some(m) = mtime(root, f)
                 && started + Duration::from_secs(1) < m
@@ -411,7 +386,7 @@ pub fn execute(
     // Keep the previous state, then write.
     if files_changed {
         let log_dir = s.log.path.parent().unwrap_or(Path::new("/"));
-        if let Err(e) = preflight_space(root, p, log_dir) {
+        if let Err(e) = effects::preflight_space(root, p, log_dir) {
             rep.fail("preflight", e);
             return rep;
         }
@@ -588,53 +563,6 @@ fn settle(sd: &mut dyn Systemd, unit: &str) -> Result<UnitStatus> {
             ..second
         }
     })
-}
-
-/// Refuses before anything is written when a filesystem that must take a
-/// file is (nearly) full: the files need their size plus room for the
-/// temporary copy, the audit log's filesystem at least 1 MiB and an inode.
-pub fn preflight_space(root: &Root, p: &Plan, log_dir: &Path) -> Result<()> {
-    use std::collections::BTreeMap;
-    let existing = |node: &Path| -> PathBuf {
-        let mut cur = node.to_path_buf();
-        while !root.host_path(&cur).exists() {
-            match cur.parent() {
-                Some(parent) => cur = parent.to_path_buf(),
-                None => break,
-            }
-        }
-        cur
-    };
-    // Per filesystem: (a path on it, bytes needed, inodes needed).
-    let mut need: BTreeMap<u64, (PathBuf, u64, u64)> = BTreeMap::new();
-    let mut add = |node: &Path, bytes: u64, inodes: u64| -> Result<()> {
-        let on = existing(node);
-        let st = nix::sys::statvfs::statvfs(&root.host_path(&on))
-            .map_err(|e| Error::io(format!("{}: statvfs: {e}", on.display())))?;
-        let e = need.entry(st.filesystem_id()).or_insert((on, 0, 0));
-        e.1 += bytes;
-        e.2 += inodes;
-        Ok(())
-    };
-    for e in p.changes() {
-        if matches!(e.change, Change::Create | Change::Update) {
-            add(&e.path, e.content.len() as u64 + 4096, 2)?;
-        }
-    }
-    add(log_dir, 1 << 20, 2)?;
-    for (on, bytes, inodes) in need.values() {
-        let st = nix::sys::statvfs::statvfs(&root.host_path(on))
-            .map_err(|e| Error::io(format!("{}: statvfs: {e}", on.display())))?;
-        let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
-        let files = st.files_available() as u64;
-        if avail < *bytes || (st.files() > 0 && files < *inodes) {
-            return Err(Error::io(format!(
-                "the filesystem of {} has {avail} bytes and {files} inodes free, kaudit-node needs {bytes} bytes and {inodes} inodes there; nothing was changed",
-                on.display()
-            )));
-        }
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

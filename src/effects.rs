@@ -7,6 +7,7 @@
 //! final component is opened with `O_NOFOLLOW`, and every directory from
 //! the root down must be a real directory that no other user can write.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt, fchown};
@@ -318,6 +319,52 @@ pub fn write_plan(root: &Root, plan: &Plan) -> Result<Vec<String>> {
     }
     sync.flush()?;
     Ok(warnings)
+}
+
+/// Refuses before anything is written when a filesystem that must take a
+/// file is (nearly) full: the files need their size plus room for the
+/// temporary copy, the audit log's filesystem at least 1 MiB and an inode.
+pub fn preflight_space(root: &Root, p: &Plan, log_dir: &Path) -> Result<()> {
+    let existing = |node: &Path| -> PathBuf {
+        let mut cur = node.to_path_buf();
+        while !root.host_path(&cur).exists() {
+            match cur.parent() {
+                Some(parent) => cur = parent.to_path_buf(),
+                None => break,
+            }
+        }
+        cur
+    };
+    // Per filesystem: (a path on it, bytes needed, inodes needed).
+    let mut need: BTreeMap<u64, (PathBuf, u64, u64)> = BTreeMap::new();
+    let mut add = |node: &Path, bytes: u64, inodes: u64| -> Result<()> {
+        let on = existing(node);
+        let st = nix::sys::statvfs::statvfs(&root.host_path(&on))
+            .map_err(|e| Error::io(format!("{}: statvfs: {e}", on.display())))?;
+        let e = need.entry(st.filesystem_id()).or_insert((on, 0, 0));
+        e.1 += bytes;
+        e.2 += inodes;
+        Ok(())
+    };
+    for e in p.changes() {
+        if matches!(e.change, Change::Create | Change::Update) {
+            add(&e.path, e.content.len() as u64 + 4096, 2)?;
+        }
+    }
+    add(log_dir, 1 << 20, 2)?;
+    for (on, bytes, inodes) in need.values() {
+        let st = nix::sys::statvfs::statvfs(&root.host_path(on))
+            .map_err(|e| Error::io(format!("{}: statvfs: {e}", on.display())))?;
+        let avail = st.blocks_available() as u64 * st.fragment_size() as u64;
+        let files = st.files_available() as u64;
+        if avail < *bytes || (st.files() > 0 && files < *inodes) {
+            return Err(Error::io(format!(
+                "the filesystem of {} has {avail} bytes and {files} inodes free, kaudit-node needs {bytes} bytes and {inodes} inodes there; nothing was changed",
+                on.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use crate::apiserver::pflag;
 use crate::config::Format;
@@ -237,6 +238,31 @@ pub fn first_event_matching(
         .filter(|l| needle.is_none_or(|n| l.contains(n)))
         .find(|l| is_audit_event(l, format))
         .map(str::to_string))
+}
+
+/// When a process started, from `/proc/PID/stat` and `/proc/stat`'s btime.
+pub fn process_start(root: &Root, pid: u32) -> Option<SystemTime> {
+    let stat = std::fs::read_to_string(root.host_path(&PathBuf::from(format!("/proc/{pid}/stat"))))
+        .ok()?;
+    // Field 22 (starttime), counted after the ")" that ends the command name.
+    let after = stat.rsplit_once(')')?.1;
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let btime: u64 = std::fs::read_to_string(root.host_path(Path::new("/proc/stat")))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as u64;
+    Some(
+        SystemTime::UNIX_EPOCH
+            + Duration::from_secs(btime)
+            + Duration::from_millis(ticks * 1000 / hz.max(1)),
+    )
 }
 
 #[cfg(test)]

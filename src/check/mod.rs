@@ -286,7 +286,7 @@ pub fn check(
         .as_ref()
         .ok()
         .and_then(|p| p.entries.iter().find(|e| e.path == s.policy_path));
-    let started = pid.and_then(|pid| crate::apply::process_start(root, pid).map(|t| (pid, t)));
+    let started = pid.and_then(|pid| crate::verify::process_start(root, pid).map(|t| (pid, t)));
     probes.push(probes::policy(&s.policy_path, &installed, planned, started));
 
     let host_log = root.host_path(&log);
