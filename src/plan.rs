@@ -176,7 +176,127 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     let view = &o.unit;
     let mut warnings: Vec<String> = s.warnings.clone();
     warnings.extend(view.warnings.iter().cloned());
+    refuse_unplannable(view)?;
+    // The policy: validated strictly before anything else is decided.
+    let policy = validated_policy(s, o, &mut warnings)?;
+    let owners = owners(s, o)?;
+    let log_dir = s
+        .log
+        .path
+        .parent()
+        .expect("validated: the log path has a parent")
+        .to_path_buf();
+    check_sandbox(s, view, &log_dir)?;
+    let needs_rw = needs_read_write_path(view, &log_dir);
+    let cmd = command_line(s, o, &mut warnings)?;
 
+    let dropin_path = dropin::path(&s.unit);
+    let dropin = dropin::render(&dropin::Contents {
+        vendor_source: &cmd.vendor_source,
+        vendor_hash: &cmd.hash,
+        identity: &o.identity.header_line(),
+        removed_flags: &cmd.removed_flags,
+        exec_start: &cmd.exec_start,
+        read_write: needs_rw.then_some(log_dir.as_path()),
+    });
+
+    // Entries, in the order apply writes them.
+    let mut entries = directory_entries(s, o, &owners, &log_dir, &dropin_path)?;
+    refuse_foreign_policy(s, o, &policy, &dropin_path)?;
+    entries.push(entry(
+        &s.policy_path,
+        Kind::File,
+        "audit policy",
+        if owners.service_uid == 0 {
+            0o600
+        } else {
+            0o640
+        },
+        owners.policy.clone(),
+        policy.bytes,
+        o.state(&s.policy_path),
+    )?);
+    let mut removals = Vec::new();
+    match s.log.rotation {
+        Rotation::Logrotate => {
+            let snippet = render_logrotate(s, &owners.log);
+            entries.push(entry(
+                &s.logrotate.path,
+                Kind::File,
+                "logrotate snippet",
+                0o644,
+                owners.root.clone(),
+                snippet.into_bytes(),
+                o.state(&s.logrotate.path),
+            )?);
+        }
+        Rotation::Apiserver => {
+            if let PathState::File { content, .. } = o.state(&s.logrotate.path) {
+                if dropin::is_ours(content) {
+                    removals.push(Removal {
+                        path: s.logrotate.path.clone(),
+                        purpose: "logrotate snippet (the apiserver owns rotation)",
+                        current: content.clone(),
+                        best_effort: false,
+                    });
+                } else {
+                    warnings.push(format!(
+                        "{}: exists and was not written by kaudit-node; with log.rotation = \"apiserver\" no logrotate rule may match the audit log",
+                        s.logrotate.path.display()
+                    ));
+                }
+            }
+        }
+    }
+    entries.push(entry(
+        &s.log.path,
+        Kind::Log,
+        "audit log",
+        s.log.file_mode,
+        owners.log.clone(),
+        Vec::new(),
+        o.state(&s.log.path),
+    )?);
+    // The drop-in last: it is what switches systemd to the new command line,
+    // so a crash before it leaves systemd on the old configuration, whole.
+    entries.push(entry(
+        &dropin_path,
+        Kind::File,
+        "systemd drop-in",
+        0o644,
+        owners.root.clone(),
+        dropin.into_bytes(),
+        o.state(&dropin_path),
+    )?);
+
+    if let Some(w) = &s.webhook {
+        check_webhook(
+            &w.config,
+            o.state(&w.config),
+            owners.service_uid,
+            owners.service_gid,
+        )?;
+    }
+    let actions = actions(s, o, &entries, &dropin_path);
+    Ok(Plan {
+        purpose: Purpose::Apply,
+        unit: s.unit.clone(),
+        vendor_source: cmd.vendor_source,
+        vendor_hash: cmd.hash,
+        argv: cmd.argv,
+        flags: cmd.flags,
+        removed_flags: cmd.removed_flags,
+        entries,
+        removals,
+        actions,
+        warnings,
+        notes: cmd.notes,
+    })
+}
+
+/// What no plan can be made for: a later drop-in that overrides ours, and
+/// `DynamicUser=yes`.
+fn refuse_unplannable(view: &unit::UnitView) -> Result<()> {
     if !view.overriding_dropins.is_empty() {
         let list: Vec<String> = view
             .overriding_dropins
@@ -198,7 +318,17 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         )));
     }
 
-    // The policy: validated strictly before anything else is decided.
+    Ok(())
+}
+
+/// The policy to install, from a preset or `policy.file`, validated
+/// strictly; its lints become warnings.
+struct Policy {
+    label: String,
+    bytes: Vec<u8>,
+}
+
+fn validated_policy(s: &Settings, o: &Observed, warnings: &mut Vec<String>) -> Result<Policy> {
     let (policy_label, policy_bytes): (String, Vec<u8>) = match &s.policy {
         PolicySource::Preset(p) => (
             format!("preset \"{}\"", p.name()),
@@ -225,7 +355,25 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         )
     }));
 
-    // Owners.
+    Ok(Policy {
+        label: policy_label,
+        bytes: policy_bytes,
+    })
+}
+
+/// Who owns what kaudit-node writes: root its files, the service's user
+/// the log (with `log.group`, or the service's group), and the policy
+/// root:the service's group when the service is not root.
+struct Owners {
+    root: Owner,
+    log: Owner,
+    policy: Owner,
+    service_uid: u32,
+    service_gid: u32,
+}
+
+fn owners(s: &Settings, o: &Observed) -> Result<Owners> {
+    let view = &o.unit;
     // A unit without User= runs as uid 0 (and gid 0), whatever
     // /etc/passwd says: only a user the unit names is looked up.
     let (svc_user, svc_uid, svc_primary_gid) = match &view.user {
@@ -284,17 +432,31 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         }
     };
 
-    // Sandboxing.
-    let log_dir = s
-        .log
-        .path
-        .parent()
-        .expect("validated: the log path has a parent")
-        .to_path_buf();
-    check_sandbox(s, view, &log_dir)?;
-    let needs_rw = needs_read_write_path(view, &log_dir);
+    Ok(Owners {
+        root: root_owner,
+        log: log_owner,
+        policy: policy_owner,
+        service_uid: svc_uid,
+        service_gid: svc_gid,
+    })
+}
 
-    // The command line.
+/// The drop-in's command line: the vendor's, its `--audit-*` flags taken
+/// off (each a note, and a warning when kaudit-node's value differs), and
+/// kaudit-node's flags for the node's release appended last.
+struct CommandLine {
+    vendor_source: String,
+    hash: String,
+    argv: Vec<String>,
+    flags: Vec<Flag>,
+    removed_flags: Vec<String>,
+    /// The whole `ExecStart=` value, quoted for systemd.
+    exec_start: String,
+    notes: Vec<String>,
+}
+
+fn command_line(s: &Settings, o: &Observed, warnings: &mut Vec<String>) -> Result<CommandLine> {
+    let view = &o.unit;
     let (vendor, removed) = view.exec_start.strip_audit_flags();
     let removed_flags: Vec<String> = removed.iter().map(|r| r.raw.clone()).collect();
     let mut notes = Vec::new();
@@ -322,7 +484,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
             view.exec_start_source.0.display(),
             view.exec_start_source.1
         ),
-        &mut warnings,
+        warnings,
     );
     let quoted: Vec<String> = flag_list
         .iter()
@@ -337,23 +499,33 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         view.exec_start_source.1
     );
 
-    let dropin_path = dropin::path(&s.unit);
-    let dropin = dropin::render(&dropin::Contents {
-        vendor_source: &vendor_source,
-        vendor_hash: &hash,
-        identity: &o.identity.header_line(),
-        removed_flags: &removed_flags,
-        exec_start: &unit::render_exec_start(&vendor, &quoted),
-        read_write: needs_rw.then_some(log_dir.as_path()),
-    });
+    Ok(CommandLine {
+        vendor_source,
+        hash,
+        argv,
+        flags: flag_list,
+        removed_flags,
+        exec_start: unit::render_exec_start(&vendor, &quoted),
+        notes,
+    })
+}
 
-    // Entries, in the order apply writes them.
+/// The directories on the way to every file kaudit-node writes: created
+/// when missing (root's, 0755), never changed, and refused when another
+/// user could write them; the log directory is managed (mode and owner).
+fn directory_entries(
+    s: &Settings,
+    o: &Observed,
+    owners: &Owners,
+    log_dir: &Path,
+    dropin_path: &Path,
+) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let dir_owner = |p: &Path| {
         if p == log_dir {
-            log_owner.clone()
+            owners.log.clone()
         } else {
-            root_owner.clone()
+            owners.root.clone()
         }
     };
     let mut dirs: Vec<&Path> = Vec::new();
@@ -364,7 +536,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         dropin_path.parent(),
         s.policy_path.parent(),
         snippet_dir,
-        Some(log_dir.as_path()),
+        Some(log_dir),
     ]
     .into_iter()
     .flatten()
@@ -419,13 +591,24 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
             state,
         )?);
     }
-    // A policy file kaudit-node did not install is never overwritten: an
-    // existing file at policy.path with other content is someone else's
-    // unless kaudit-node's drop-in already names it.
+    Ok(entries)
+}
+
+/// A policy file kaudit-node did not install is never overwritten: an
+/// existing file at policy.path with other content is someone else's
+/// unless kaudit-node's drop-in already names it.
+fn refuse_foreign_policy(
+    s: &Settings,
+    o: &Observed,
+    policy: &Policy,
+    dropin_path: &Path,
+) -> Result<()> {
+    let view = &o.unit;
+    let policy_label = &policy.label;
     if let PathState::File { content, .. } = o.state(&s.policy_path)
-        && *content != policy_bytes
-        && !matches!(o.state(&dropin_path), PathState::File { content: d, .. }
-            if dropin::policy_path(&dropin_path, d).as_deref() == Some(s.policy_path.as_path()))
+        && *content != policy.bytes
+        && !matches!(o.state(dropin_path), PathState::File { content: d, .. }
+            if dropin::policy_path(dropin_path, d).as_deref() == Some(s.policy_path.as_path()))
     {
         let p = s.policy_path.display();
         let used = if view
@@ -446,73 +629,15 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
              instead: move the file away, or set policy.path to another file"
         )));
     }
-    let policy_mode = if svc_is_root { 0o600 } else { 0o640 };
-    entries.push(entry(
-        &s.policy_path,
-        Kind::File,
-        "audit policy",
-        policy_mode,
-        policy_owner,
-        policy_bytes,
-        o.state(&s.policy_path),
-    )?);
-    let mut removals = Vec::new();
-    match s.log.rotation {
-        Rotation::Logrotate => {
-            let snippet = render_logrotate(s, &log_owner);
-            entries.push(entry(
-                &s.logrotate.path,
-                Kind::File,
-                "logrotate snippet",
-                0o644,
-                root_owner.clone(),
-                snippet.into_bytes(),
-                o.state(&s.logrotate.path),
-            )?);
-        }
-        Rotation::Apiserver => {
-            if let PathState::File { content, .. } = o.state(&s.logrotate.path) {
-                if dropin::is_ours(content) {
-                    removals.push(Removal {
-                        path: s.logrotate.path.clone(),
-                        purpose: "logrotate snippet (the apiserver owns rotation)",
-                        current: content.clone(),
-                        best_effort: false,
-                    });
-                } else {
-                    warnings.push(format!(
-                        "{}: exists and was not written by kaudit-node; with log.rotation = \"apiserver\" no logrotate rule may match the audit log",
-                        s.logrotate.path.display()
-                    ));
-                }
-            }
-        }
-    }
-    entries.push(entry(
-        &s.log.path,
-        Kind::Log,
-        "audit log",
-        s.log.file_mode,
-        log_owner,
-        Vec::new(),
-        o.state(&s.log.path),
-    )?);
-    // The drop-in last: it is what switches systemd to the new command line,
-    // so a crash before it leaves systemd on the old configuration, whole.
-    entries.push(entry(
-        &dropin_path,
-        Kind::File,
-        "systemd drop-in",
-        0o644,
-        root_owner.clone(),
-        dropin.into_bytes(),
-        o.state(&dropin_path),
-    )?);
+    Ok(())
+}
 
-    if let Some(w) = &s.webhook {
-        check_webhook(&w.config, o.state(&w.config), svc_uid, svc_gid)?;
-    }
-
+/// A reload when the drop-in changes; a restart when the drop-in's command
+/// line or the policy changes. A drop-in that differs only in the recorded
+/// identity (the binary was replaced, same command line) needs a reload
+/// for systemd to see the new file, but the running apiserver is already
+/// right: no restart.
+fn actions(s: &Settings, o: &Observed, entries: &[Entry], dropin_path: &Path) -> Vec<Action> {
     let changed = |p: &Path| {
         entries
             .iter()
@@ -521,7 +646,7 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
     // A drop-in that differs only in the recorded identity (the binary was
     // replaced, same command line) needs a reload for systemd to see the
     // new file, but the running apiserver is already right: no restart.
-    let only_identity = match o.state(&dropin_path) {
+    let only_identity = match o.state(dropin_path) {
         PathState::File { content, .. } => {
             let new = entries.last().map(|e| e.content.as_slice()).unwrap_or(&[]);
             dropin::differ_only_in_identity(content, new)
@@ -529,29 +654,16 @@ pub fn plan(s: &Settings, o: &Observed) -> Result<Plan> {
         _ => false,
     };
     let mut actions = Vec::new();
-    if changed(&dropin_path) {
+    if changed(dropin_path) {
         actions.push(Action::DaemonReload);
     }
-    if (changed(&dropin_path) && !only_identity) || changed(&s.policy_path) {
+    if (changed(dropin_path) && !only_identity) || changed(&s.policy_path) {
         actions.push(Action::Restart {
             unit: s.unit.clone(),
         });
     }
 
-    Ok(Plan {
-        purpose: Purpose::Apply,
-        unit: s.unit.clone(),
-        vendor_source,
-        vendor_hash: hash,
-        argv,
-        flags: flag_list,
-        removed_flags,
-        entries,
-        removals,
-        actions,
-        warnings,
-        notes,
-    })
+    actions
 }
 
 /// The plan of `remove`: kaudit-node's files go (the drop-in first: once
