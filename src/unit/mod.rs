@@ -458,28 +458,116 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
     let mut warnings = Vec::new();
     let dirs = locate::search_dirs(root)?;
     let (fragment, canonical) = find_fragment(root, &dirs, unit_name, &mut warnings)?;
+    let found = dropin_list(root, &dirs, unit_name, &canonical, ours_name, &mut warnings)?;
+    let mut overriding_dropins = found.overriding;
+    let (files, dropins) = read_unit_files(root, &fragment, &found.vendor, &mut warnings)?;
+    for f in &files {
+        warnings.extend(f.warnings.iter().cloned());
+        let after_ours = f
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.as_bytes() > ours_name.as_bytes());
+        if f.path != fragment
+            && after_ours
+            && f.section("Service").any(|e| e.key == "ExecStart")
+            && !overriding_dropins.contains(&f.path)
+        {
+            overriding_dropins.push(f.path.clone());
+        }
+    }
+    let mut svc = Service::fold(&files, unit_name, &mut warnings)?;
+    let (exec_start, src_path, src_line, exec_start_raw) =
+        the_command(std::mem::take(&mut svc.execs), &fragment, unit_name, &svc)?;
+    let loc = format!("{}:{src_line}", src_path.display());
+    command_warnings(&exec_start, &loc, &mut warnings);
+    let (env_map, env_files_out) = resolve_environment(root, &svc, unit_name, &mut warnings)?;
+    let env = environment_uses(&exec_start, &env_map, &loc, &mut warnings);
 
-    // Drop-in directories in priority order, each with a sort key that also
-    // places kaudit-node's directory when it does not exist yet.
+    // DynamicUser= implies stricter sandboxing that cannot be turned off.
+    if svc.dynamic_user {
+        svc.protect_system = ProtectSystem::Strict;
+        if matches!(svc.protect_home.as_deref(), None | Some("no")) {
+            svc.protect_home = Some("read-only".to_string());
+        }
+        svc.private_tmp = true;
+        warnings.push(format!(
+            "{}: DynamicUser=yes implies ProtectSystem=strict, ProtectHome=read-only and PrivateTmp=yes",
+            fragment.display()
+        ));
+    }
+
+    Ok(UnitView {
+        name: unit_name.to_string(),
+        fragment,
+        dropins,
+        ours: found.ours,
+        ours_present: found.ours_present,
+        exec_start,
+        exec_start_source: (src_path, src_line),
+        exec_start_raw,
+        user: svc.user,
+        group: svc.group,
+        service_type: svc.service_type,
+        protect_system: svc.protect_system,
+        protect_home: svc.protect_home,
+        private_tmp: svc.private_tmp,
+        read_only_paths: svc.read_only_paths,
+        read_write_paths: svc.read_write_paths,
+        inaccessible_paths: svc.inaccessible_paths,
+        dynamic_user: svc.dynamic_user,
+        logs_directory: svc.logs_directory,
+        environment_files: env_files_out,
+        env_audit_flags: env.audit_flags,
+        exec_start_vars: env.exec_start_vars,
+        first_argument: env.first_argument,
+        overriding_dropins,
+        warnings,
+    })
+}
+
+/// The unit's drop-ins as systemd orders them, and where kaudit-node's
+/// stands among them.
+struct DropInList {
+    /// The vendor's drop-ins (and a same-named one that masks ours), in order.
+    vendor: Vec<DropIn>,
+    /// kaudit-node's drop-in, as a node path.
+    ours: PathBuf,
+    ours_present: bool,
+    /// Drop-ins that override kaudit-node's (by name and priority).
+    overriding: Vec<PathBuf>,
+}
+
+/// The drop-in directories in priority order, each with a sort key that
+/// also places kaudit-node's directory when it does not exist yet, then
+/// the drop-ins systemd would load from them.
+fn dropin_list(
+    root: &Root,
+    dirs: &[locate::SearchDir],
+    unit_name: &str,
+    canonical: &str,
+    ours_name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<DropInList> {
     let search_rank = |d: &Path| {
         UNIT_SEARCH_PATH
             .iter()
             .position(|s| Path::new(s) == d)
             .unwrap_or(usize::MAX)
     };
-    let mut groups = vec![canonical.clone()];
+    let mut groups = vec![canonical.to_string()];
     if canonical != unit_name {
         groups.push(unit_name.to_string());
     }
     let mut dlist: Vec<(PathBuf, (usize, usize, usize))> = Vec::new();
     for (g, n) in groups.iter().enumerate() {
-        for sd in &dirs {
+        for sd in dirs {
             for (k, dn) in locate::dropin_dir_names(n).into_iter().enumerate() {
                 dlist.push((sd.node.join(dn), (g, search_rank(&sd.node), k)));
             }
         }
     }
-    for sd in &dirs {
+    for sd in dirs {
         dlist.push((
             sd.node.join("service.d"),
             (groups.len(), search_rank(&sd.node), 0),
@@ -494,7 +582,7 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
     };
 
     let dir_paths: Vec<PathBuf> = dlist.iter().map(|(p, _)| p.clone()).collect();
-    let (winners, losers) = locate::find_dropins(root, &dir_paths, &mut warnings)?;
+    let (winners, losers) = locate::find_dropins(root, &dir_paths, warnings)?;
     let key_of = |d: &DropIn| dlist[d.dir_rank].1;
 
     let mut overriding_dropins = Vec::new();
@@ -531,19 +619,34 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
         ));
     }
 
-    // Parse the fragment and the vendor drop-ins.
-    let Found::File(frag_real, _) = chase(root, &fragment)? else {
+    Ok(DropInList {
+        vendor,
+        ours,
+        ours_present,
+        overriding: overriding_dropins,
+    })
+}
+
+/// The fragment and the vendor drop-ins, parsed, and the drop-ins systemd
+/// lists (empty and `/dev/null` ones included).
+fn read_unit_files(
+    root: &Root,
+    fragment: &Path,
+    vendor: &[DropIn],
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<UnitFile>, Vec<PathBuf>)> {
+    let Found::File(frag_real, _) = chase(root, fragment)? else {
         return Err(Error::no_input(format!(
             "{}: disappeared while it was read",
             fragment.display()
         )));
     };
     let mut files = vec![parse_unit_file(
-        &fragment,
-        &read_text(root, &fragment, &frag_real)?,
+        fragment,
+        &read_text(root, fragment, &frag_real)?,
     )?];
     let mut dropins = Vec::new();
-    for d in &vendor {
+    for d in vendor {
         match chase(root, &d.node)? {
             Found::File(real, size) => {
                 if size > 0 {
@@ -560,146 +663,156 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
             }
         }
     }
-    for f in &files {
-        warnings.extend(f.warnings.iter().cloned());
-        let after_ours = f
-            .path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.as_bytes() > ours_name.as_bytes());
-        if f.path != fragment
-            && after_ours
-            && f.section("Service").any(|e| e.key == "ExecStart")
-            && !overriding_dropins.contains(&f.path)
-        {
-            overriding_dropins.push(f.path.clone());
-        }
-    }
+    Ok((files, dropins))
+}
 
-    // Apply the [Service] settings in order.
-    let mut execs: Vec<(Command, PathBuf, usize, String)> = Vec::new();
-    let mut user = None;
-    let mut group = None;
-    let mut service_type = None;
-    let mut protect_system = ProtectSystem::No;
-    let mut protect_home: Option<String> = None;
-    let mut private_tmp = false;
-    let mut dynamic_user = false;
-    let mut read_only_paths = Vec::new();
-    let mut read_write_paths = Vec::new();
-    let mut inaccessible_paths = Vec::new();
-    let mut logs_directory = Vec::new();
-    let mut environment_files: Vec<(String, bool, PathBuf, usize)> = Vec::new();
-    let mut environment: Vec<(String, EnvSource)> = Vec::new();
-    let nonempty = |v: &str| (!v.is_empty()).then(|| v.to_string());
+/// The `[Service]` settings kaudit-node needs, as systemd folds them over
+/// the fragment and the drop-ins, in order (an empty assignment resets a
+/// list).
+struct Service {
+    execs: Vec<(Command, PathBuf, usize, String)>,
+    user: Option<String>,
+    group: Option<String>,
+    service_type: Option<String>,
+    protect_system: ProtectSystem,
+    protect_home: Option<String>,
+    private_tmp: bool,
+    dynamic_user: bool,
+    read_only_paths: Vec<String>,
+    read_write_paths: Vec<String>,
+    inaccessible_paths: Vec<String>,
+    logs_directory: Vec<String>,
+    environment_files: Vec<(String, bool, PathBuf, usize)>,
+    environment: Vec<(String, EnvSource)>,
+}
 
-    for f in &files {
-        for e in f.section("Service") {
-            let loc = format!("{}:{}", f.path.display(), e.line);
-            let v = e.value.as_str();
-            let mut bool_setting = |target: &mut bool| match parse_bool(v) {
-                Some(b) => *target = b,
-                None => warnings.push(format!(
-                    "{loc}: {}={v} is not a boolean; systemd ignores it",
-                    e.key
-                )),
-            };
-            match e.key.as_str() {
-                "ExecStart" => {
-                    if v.is_empty() {
-                        execs.clear();
-                        continue;
+impl Service {
+    fn fold(files: &[UnitFile], unit_name: &str, warnings: &mut Vec<String>) -> Result<Service> {
+        let mut execs: Vec<(Command, PathBuf, usize, String)> = Vec::new();
+        let mut user = None;
+        let mut group = None;
+        let mut service_type = None;
+        let mut protect_system = ProtectSystem::No;
+        let mut protect_home: Option<String> = None;
+        let mut private_tmp = false;
+        let mut dynamic_user = false;
+        let mut read_only_paths = Vec::new();
+        let mut read_write_paths = Vec::new();
+        let mut inaccessible_paths = Vec::new();
+        let mut logs_directory = Vec::new();
+        let mut environment_files: Vec<(String, bool, PathBuf, usize)> = Vec::new();
+        let mut environment: Vec<(String, EnvSource)> = Vec::new();
+        let nonempty = |v: &str| (!v.is_empty()).then(|| v.to_string());
+
+        for f in files {
+            for e in f.section("Service") {
+                let loc = format!("{}:{}", f.path.display(), e.line);
+                let v = e.value.as_str();
+                let mut bool_setting = |target: &mut bool| match parse_bool(v) {
+                    Some(b) => *target = b,
+                    None => warnings.push(format!(
+                        "{loc}: {}={v} is not a boolean; systemd ignores it",
+                        e.key
+                    )),
+                };
+                match e.key.as_str() {
+                    "ExecStart" => {
+                        if v.is_empty() {
+                            execs.clear();
+                            continue;
+                        }
+                        let parsed = exec::parse_commands(v).map_err(|err| {
+                            Error::data(format!("{loc}: ExecStart=: {}", err.message))
+                        })?;
+                        for u in &parsed.unknown_escapes {
+                            warnings.push(format!("{loc}: ExecStart=: unknown escape sequence kept verbatim in {u} (systemd warns about it)"));
+                        }
+                        execs.extend(
+                            parsed
+                                .commands
+                                .into_iter()
+                                .map(|c| (c, f.path.clone(), e.line, v.to_string())),
+                        );
                     }
-                    let parsed = exec::parse_commands(v).map_err(|err| {
-                        Error::data(format!("{loc}: ExecStart=: {}", err.message))
-                    })?;
-                    for u in &parsed.unknown_escapes {
-                        warnings.push(format!("{loc}: ExecStart=: unknown escape sequence kept verbatim in {u} (systemd warns about it)"));
-                    }
-                    execs.extend(
-                        parsed
-                            .commands
-                            .into_iter()
-                            .map(|c| (c, f.path.clone(), e.line, v.to_string())),
-                    );
-                }
-                "User" => user = nonempty(v),
-                "Group" => group = nonempty(v),
-                "Type" => service_type = nonempty(v),
-                "ProtectSystem" => match v {
-                    "" => protect_system = ProtectSystem::No,
-                    "full" => protect_system = ProtectSystem::Full,
-                    "strict" => protect_system = ProtectSystem::Strict,
-                    _ => match parse_bool(v) {
-                        Some(true) => protect_system = ProtectSystem::Yes,
-                        Some(false) => protect_system = ProtectSystem::No,
-                        None => warnings.push(format!(
-                            "{loc}: ProtectSystem={v} is not valid; systemd ignores it"
-                        )),
+                    "User" => user = nonempty(v),
+                    "Group" => group = nonempty(v),
+                    "Type" => service_type = nonempty(v),
+                    "ProtectSystem" => match v {
+                        "" => protect_system = ProtectSystem::No,
+                        "full" => protect_system = ProtectSystem::Full,
+                        "strict" => protect_system = ProtectSystem::Strict,
+                        _ => match parse_bool(v) {
+                            Some(true) => protect_system = ProtectSystem::Yes,
+                            Some(false) => protect_system = ProtectSystem::No,
+                            None => warnings.push(format!(
+                                "{loc}: ProtectSystem={v} is not valid; systemd ignores it"
+                            )),
+                        },
                     },
-                },
-                "ProtectHome" => match v {
-                    "" => protect_home = None,
-                    "read-only" | "tmpfs" => protect_home = Some(v.to_string()),
-                    _ => match parse_bool(v) {
-                        Some(b) => protect_home = Some(if b { "yes" } else { "no" }.to_string()),
-                        None => warnings.push(format!(
-                            "{loc}: ProtectHome={v} is not valid; systemd ignores it"
-                        )),
+                    "ProtectHome" => match v {
+                        "" => protect_home = None,
+                        "read-only" | "tmpfs" => protect_home = Some(v.to_string()),
+                        _ => match parse_bool(v) {
+                            Some(b) => {
+                                protect_home = Some(if b { "yes" } else { "no" }.to_string())
+                            }
+                            None => warnings.push(format!(
+                                "{loc}: ProtectHome={v} is not valid; systemd ignores it"
+                            )),
+                        },
                     },
-                },
-                "PrivateTmp" => bool_setting(&mut private_tmp),
-                "DynamicUser" => bool_setting(&mut dynamic_user),
-                "ReadOnlyPaths" | "ReadOnlyDirectories" => {
-                    apply_path_list(&mut read_only_paths, e, &loc, unit_name, &mut warnings)
-                }
-                "ReadWritePaths" | "ReadWriteDirectories" => {
-                    apply_path_list(&mut read_write_paths, e, &loc, unit_name, &mut warnings)
-                }
-                "InaccessiblePaths" | "InaccessibleDirectories" => {
-                    apply_path_list(&mut inaccessible_paths, e, &loc, unit_name, &mut warnings)
-                }
-                "LogsDirectory" => {
-                    if v.is_empty() {
-                        logs_directory.clear();
-                    } else if let Ok((words, _)) = quote::split_values(v) {
-                        logs_directory.extend(words);
-                    } else {
-                        warnings.push(format!(
-                            "{loc}: LogsDirectory= has unbalanced quoting; systemd ignores it"
-                        ));
+                    "PrivateTmp" => bool_setting(&mut private_tmp),
+                    "DynamicUser" => bool_setting(&mut dynamic_user),
+                    "ReadOnlyPaths" | "ReadOnlyDirectories" => {
+                        apply_path_list(&mut read_only_paths, e, &loc, unit_name, warnings)
                     }
-                }
-                "EnvironmentFile" => {
-                    if v.is_empty() {
-                        environment_files.clear();
-                    } else {
-                        let (path, optional) = match v.strip_prefix('-') {
-                            Some(p) => (p, true),
-                            None => (v, false),
+                    "ReadWritePaths" | "ReadWriteDirectories" => {
+                        apply_path_list(&mut read_write_paths, e, &loc, unit_name, warnings)
+                    }
+                    "InaccessiblePaths" | "InaccessibleDirectories" => {
+                        apply_path_list(&mut inaccessible_paths, e, &loc, unit_name, warnings)
+                    }
+                    "LogsDirectory" => {
+                        if v.is_empty() {
+                            logs_directory.clear();
+                        } else if let Ok((words, _)) = quote::split_values(v) {
+                            logs_directory.extend(words);
+                        } else {
+                            warnings.push(format!(
+                                "{loc}: LogsDirectory= has unbalanced quoting; systemd ignores it"
+                            ));
+                        }
+                    }
+                    "EnvironmentFile" => {
+                        if v.is_empty() {
+                            environment_files.clear();
+                        } else {
+                            let (path, optional) = match v.strip_prefix('-') {
+                                Some(p) => (p, true),
+                                None => (v, false),
+                            };
+                            environment_files.push((
+                                path.to_string(),
+                                optional,
+                                f.path.clone(),
+                                e.line,
+                            ));
+                        }
+                    }
+                    "Environment" => {
+                        if v.is_empty() {
+                            environment.clear();
+                            continue;
+                        }
+                        let Ok((words, _)) = quote::split_values(v) else {
+                            warnings.push(format!(
+                                "{loc}: Environment= has unbalanced quoting; systemd ignores it"
+                            ));
+                            continue;
                         };
-                        environment_files.push((
-                            path.to_string(),
-                            optional,
-                            f.path.clone(),
-                            e.line,
-                        ));
-                    }
-                }
-                "Environment" => {
-                    if v.is_empty() {
-                        environment.clear();
-                        continue;
-                    }
-                    let Ok((words, _)) = quote::split_values(v) else {
-                        warnings.push(format!(
-                            "{loc}: Environment= has unbalanced quoting; systemd ignores it"
-                        ));
-                        continue;
-                    };
-                    for w in words {
-                        let w = w.replace("%%", "%");
-                        match w.split_once('=') {
+                        for w in words {
+                            let w = w.replace("%%", "%");
+                            match w.split_once('=') {
                             Some((k, val)) if env::env_name_is_valid(k) => {
                                 environment.retain(|(n, _)| n != k);
                                 environment.push((
@@ -715,15 +828,41 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
                                 "{loc}: Environment={w}: not a valid assignment; systemd ignores it"
                             )),
                         }
+                        }
                     }
+                    _ => {}
                 }
-                _ => {}
             }
         }
-    }
 
-    // The command.
-    let (exec_start, src_path, src_line, exec_start_raw) = match execs.len() {
+        Ok(Service {
+            execs,
+            user,
+            group,
+            service_type,
+            protect_system,
+            protect_home,
+            private_tmp,
+            dynamic_user,
+            read_only_paths,
+            read_write_paths,
+            inaccessible_paths,
+            logs_directory,
+            environment_files,
+            environment,
+        })
+    }
+}
+
+/// The one `ExecStart=` command, with where it was set.
+fn the_command(
+    mut execs: Vec<(Command, PathBuf, usize, String)>,
+    fragment: &Path,
+    unit_name: &str,
+    svc: &Service,
+) -> Result<(Command, PathBuf, usize, String)> {
+    let service_type = &svc.service_type;
+    Ok(match execs.len() {
         0 => {
             return Err(Error::data(format!(
                 "{}: {unit_name} has no ExecStart= once its drop-ins are applied; kaudit-node needs the apiserver's command line",
@@ -746,14 +885,25 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
                 from.join(", ")
             )));
         }
-    };
-    let loc = format!("{}:{src_line}", src_path.display());
-    command_warnings(&exec_start, &loc, &mut warnings);
+    })
+}
 
-    // Environment: Environment= first, then the files, which override it.
+/// The service's environment variables, with where each was set.
+type Environment = HashMap<String, EnvSource>;
+
+/// Environment: `Environment=` first, then the files, which override it.
+/// The variables, and the `EnvironmentFile=` settings as written.
+fn resolve_environment(
+    root: &Root,
+    svc: &Service,
+    unit_name: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Environment, Vec<(String, bool)>)> {
+    let environment = svc.environment.clone();
+    let environment_files = &svc.environment_files;
     let mut env_map: HashMap<String, EnvSource> = environment.into_iter().collect();
     let mut env_files_out = Vec::new();
-    for (path, optional, from, line) in &environment_files {
+    for (path, optional, from, line) in environment_files {
         env_files_out.push((path.clone(), *optional));
         let here = format!("{}:{line}", from.display());
         let Some(expanded) = expand_path_specifiers(path, unit_name) else {
@@ -818,6 +968,24 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
             ));
         }
     }
+    Ok((env_map, env_files_out))
+}
+
+/// What the command line takes from the environment: the variables it
+/// names, its first argument once expanded, and `--audit-*` flags that
+/// arrive through variables.
+struct EnvironmentUses {
+    exec_start_vars: Vec<String>,
+    first_argument: Option<String>,
+    audit_flags: Vec<EnvAuditFlag>,
+}
+
+fn environment_uses(
+    exec_start: &Command,
+    env_map: &HashMap<String, EnvSource>,
+    loc: &str,
+    warnings: &mut Vec<String>,
+) -> EnvironmentUses {
     let refs = exec_start.env_references();
     let mut exec_start_vars: Vec<String> = Vec::new();
     for r in &refs {
@@ -839,7 +1007,7 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
                 Some(r) => env_map
                     .get(&r.name)
                     .and_then(|src| env::split_relaxed(&src.value).into_iter().next()),
-                None => Some(env::replace_env(&w.value, &env_map)),
+                None => Some(env::replace_env(&w.value, env_map)),
             }
         });
     let mut env_audit_flags = Vec::new();
@@ -884,7 +1052,7 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
             }
         } else {
             let word = &exec_start.words[r.word_index].value;
-            let expanded = env::replace_env(word, &env_map);
+            let expanded = env::replace_env(word, env_map);
             if !pflag::is_audit_flag_word(word)
                 && let Some(f) =
                     pflag::long_flag(&expanded).filter(|f| f.name.starts_with("--audit-"))
@@ -897,46 +1065,11 @@ pub fn load(root: &Root, unit_name: &str, our_dropin_file_name: &str) -> Result<
         }
     }
 
-    // DynamicUser= implies stricter sandboxing that cannot be turned off.
-    if dynamic_user {
-        protect_system = ProtectSystem::Strict;
-        if matches!(protect_home.as_deref(), None | Some("no")) {
-            protect_home = Some("read-only".to_string());
-        }
-        private_tmp = true;
-        warnings.push(format!(
-            "{}: DynamicUser=yes implies ProtectSystem=strict, ProtectHome=read-only and PrivateTmp=yes",
-            fragment.display()
-        ));
-    }
-
-    Ok(UnitView {
-        name: unit_name.to_string(),
-        fragment,
-        dropins,
-        ours,
-        ours_present,
-        exec_start,
-        exec_start_source: (src_path, src_line),
-        exec_start_raw,
-        user,
-        group,
-        service_type,
-        protect_system,
-        protect_home,
-        private_tmp,
-        read_only_paths,
-        read_write_paths,
-        inaccessible_paths,
-        dynamic_user,
-        logs_directory,
-        environment_files: env_files_out,
-        env_audit_flags,
+    EnvironmentUses {
         exec_start_vars,
         first_argument,
-        overriding_dropins,
-        warnings,
-    })
+        audit_flags: env_audit_flags,
+    }
 }
 
 /// Warnings about a vendor command line that kaudit-node appends to.
