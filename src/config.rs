@@ -515,6 +515,38 @@ fn suggest_key(field: &str, expected: &str) -> Option<String> {
     crate::suggest::closest(field, &keys).map(str::to_string)
 }
 
+/// Upstream's defaults for a backend's batching flags (`pkg/server/options/
+/// audit.go`): what an unset key means, for the checks that depend on it.
+#[derive(Clone, Copy)]
+struct BackendDefaults {
+    batch_buffer_size: i64,
+    batch_max_size: i64,
+    /// Throttling is on by default for the webhook, off for the log.
+    throttle_enable: bool,
+}
+
+impl BackendDefaults {
+    const LOG: BackendDefaults = BackendDefaults {
+        batch_buffer_size: 10_000,
+        batch_max_size: 1,
+        throttle_enable: false,
+    };
+    const WEBHOOK: BackendDefaults = BackendDefaults {
+        batch_buffer_size: 10_000,
+        batch_max_size: 400,
+        throttle_enable: true,
+    };
+}
+
+/// The log backend's modes, as upstream names them.
+const MODES: [(&str, Mode); 3] = [
+    ("batch", Mode::Batch),
+    ("blocking", Mode::Blocking),
+    ("blocking-strict", Mode::BlockingStrict),
+];
+
+const DEFAULT_LOG_PATH: &str = "/var/log/kubernetes/audit/audit.log";
+
 struct Validator<'a> {
     label: &'a str,
     text: &'a str,
@@ -704,7 +736,7 @@ impl Validator<'_> {
         raw: &raw::Backend,
         prefix: &str,
         batch_mode: bool,
-        defaults: (i64, i64, bool),
+        defaults: BackendDefaults,
     ) -> BackendSettings {
         let k = |name: &str| format!("{prefix}.{name}");
         let max_i32 = i32::MAX as i64;
@@ -714,7 +746,7 @@ impl Validator<'_> {
                 &k("batch_buffer_size"),
                 1,
                 max_i32,
-                defaults.0,
+                defaults.batch_buffer_size,
                 None,
             ) as u32
         });
@@ -724,7 +756,7 @@ impl Validator<'_> {
                 &k("batch_max_size"),
                 1,
                 max_i32,
-                defaults.1,
+                defaults.batch_max_size,
                 None,
             ) as u32
         });
@@ -760,9 +792,9 @@ impl Validator<'_> {
             ) as u32
         });
         // Upstream: throttle QPS and burst must be positive if throttling is enabled (batch mode).
-        if batch_mode && throttle.unwrap_or(defaults.2) {
-            let qps_ok = qps.map(|q| q > 0.0).unwrap_or(defaults.2);
-            let burst_ok = burst.map(|b| b > 0).unwrap_or(defaults.2);
+        if batch_mode && throttle.unwrap_or(defaults.throttle_enable) {
+            let qps_ok = qps.map(|q| q > 0.0).unwrap_or(defaults.throttle_enable);
+            let burst_ok = burst.map(|b| b > 0).unwrap_or(defaults.throttle_enable);
             let span = raw
                 .batch_throttle_enable
                 .as_ref()
@@ -873,7 +905,30 @@ impl Validator<'_> {
     }
 
     fn settings(&mut self, source: Option<&Path>, raw: raw::Config) -> Option<Settings> {
-        let unit = match &raw.unit {
+        let unit = self.unit(&raw.unit);
+        let (policy, policy_path) = self.policy_table(raw.policy.unwrap_or_default());
+        let log = self.log_table(raw.log.unwrap_or_default(), &policy_path);
+        let logrotate = self.logrotate_table(raw.logrotate.unwrap_or_default(), log.rotation);
+        // A [webhook] table without `config` refuses the whole configuration.
+        let webhook = self.webhook_table(raw.webhook)?;
+        let apply = self.apply_table(raw.apply.unwrap_or_default())?;
+        let apiserver = self.apiserver_table(raw.apiserver.unwrap_or_default());
+        Some(Settings {
+            source: source.map(Path::to_path_buf),
+            unit,
+            policy,
+            policy_path,
+            log,
+            logrotate,
+            webhook,
+            apply,
+            apiserver,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn unit(&mut self, raw: &Option<Spanned<String>>) -> String {
+        match raw {
             None => "kube-apiserver.service".to_string(),
             Some(u) => match crate::unit::validate_unit_name(u.get_ref()) {
                 Ok(()) => u.get_ref().clone(),
@@ -882,9 +937,11 @@ impl Validator<'_> {
                     "kube-apiserver.service".to_string()
                 }
             },
-        };
+        }
+    }
 
-        let rp = raw.policy.unwrap_or_default();
+    /// `[policy]`: a preset or a file (not both), and where it goes.
+    fn policy_table(&mut self, rp: raw::Policy) -> (PolicySource, PathBuf) {
         let policy = match (&rp.preset, &rp.file) {
             (Some(p), Some(f)) => {
                 let (pl, _) = line_col(self.text, p.span().start);
@@ -918,22 +975,32 @@ impl Validator<'_> {
             (None, None) => PolicySource::Preset(Preset::Recommended),
         };
         let policy_path = self.path(&rp.path, "policy.path", "/etc/kubernetes/audit-policy.yaml");
+        (policy, policy_path)
+    }
 
-        let rl = raw.log.unwrap_or_default();
-        let log_path = self.path(&rl.path, "log.path", "/var/log/kubernetes/audit/audit.log");
-        if let Some(p) = &rl.path {
-            if p.get_ref() == "-" {
-                self.errors.pop();
+    /// `[log]`: the log backend's flags, the rotation owner and its checks
+    /// (CIS minimums), the directory's and file's modes and group.
+    fn log_table(&mut self, rl: raw::Log, policy_path: &Path) -> LogSettings {
+        let log_path = match &rl.path {
+            // Upstream's stdout, refused with its own reason (not as a
+            // relative path).
+            Some(p) if p.get_ref() == "-" => {
                 self.err(p.span(), "log.path", "\"-\" (stdout) is not supported: under systemd it mixes audit events into the journal with klog output and its rate limits; give a file path");
-            } else if log_path.parent() == Some(Path::new("/")) {
-                self.err(
-                    p.span(),
-                    "log.path",
-                    "the audit log needs a directory of its own, not \"/\"",
-                );
+                PathBuf::from(DEFAULT_LOG_PATH)
             }
+            _ => self.path(&rl.path, "log.path", DEFAULT_LOG_PATH),
+        };
+        if let Some(p) = &rl.path
+            && p.get_ref() != "-"
+            && log_path.parent() == Some(Path::new("/"))
+        {
+            self.err(
+                p.span(),
+                "log.path",
+                "the audit log needs a directory of its own, not \"/\"",
+            );
         }
-        if log_path == policy_path {
+        if log_path == *policy_path {
             let span = rl.path.as_ref().map(|s| s.span()).unwrap_or(0..0);
             self.err(span, "log.path", "is the same file as policy.path");
         }
@@ -944,16 +1011,11 @@ impl Validator<'_> {
             &[("json", Format::Json), ("legacy", Format::Legacy)],
             Some("allowed formats are \"legacy,json\""),
         );
-        let modes = [
-            ("batch", Mode::Batch),
-            ("blocking", Mode::Blocking),
-            ("blocking-strict", Mode::BlockingStrict),
-        ];
         let mode = self.choice(
             &rl.mode,
             "log.mode",
             Mode::Blocking,
-            &modes,
+            &MODES,
             Some("allowed modes are \"batch,blocking,blocking-strict\""),
         );
         let version = self.version(&rl.version, "log.version");
@@ -1024,7 +1086,7 @@ impl Validator<'_> {
             &rl.backend(),
             "log",
             mode == Mode::Batch,
-            (10_000, 1, false),
+            BackendDefaults::LOG,
         );
         if mode == Mode::Batch {
             let span = rl.mode.as_ref().map(|s| s.span());
@@ -1034,6 +1096,34 @@ impl Validator<'_> {
             let span = rl.mode.as_ref().map(|s| s.span());
             self.warn(span, "log.mode", "\"blocking-strict\" fails every API request with 500 when the audit log cannot be written (disk full, read-only); monitor the disk with `kaudit-node check`");
         }
+        self.rotation_checks(&rl, rotation, maxage, maxbackup, maxsize);
+        LogSettings {
+            path: log_path,
+            format,
+            mode,
+            version,
+            maxage,
+            maxbackup,
+            maxsize,
+            compress: rl.compress.unwrap_or(rotation == Rotation::Logrotate),
+            rotation,
+            dir_mode,
+            file_mode,
+            group,
+            backend,
+        }
+    }
+
+    /// What each rotation owner needs of maxage, maxbackup and maxsize:
+    /// errors for what cannot work, warnings below the CIS minimums.
+    fn rotation_checks(
+        &mut self,
+        rl: &raw::Log,
+        rotation: Rotation,
+        maxage: u32,
+        maxbackup: u32,
+        maxsize: u64,
+    ) {
         match rotation {
             Rotation::Apiserver => {
                 if maxsize == 0 {
@@ -1101,8 +1191,11 @@ impl Validator<'_> {
                 }
             }
         }
+    }
 
-        let rr = raw.logrotate.unwrap_or_default();
+    /// `[logrotate]`: the snippet's path and frequency, used only when
+    /// logrotate owns rotation.
+    fn logrotate_table(&mut self, rr: raw::Logrotate, rotation: Rotation) -> LogrotateSettings {
         let lr_path = self.path(&rr.path, "logrotate.path", "/etc/logrotate.d/kaudit-node");
         let frequency = self.choice(
             &rr.frequency,
@@ -1123,8 +1216,16 @@ impl Validator<'_> {
                 "has no effect unless log.rotation = \"logrotate\"",
             );
         }
+        LogrotateSettings {
+            path: lr_path,
+            frequency,
+        }
+    }
 
-        let webhook = match raw.webhook {
+    /// `[webhook]`: the second backend. `None` when the table lacks its
+    /// `config` (the configuration is refused); `Some(None)` without a table.
+    fn webhook_table(&mut self, raw: Option<raw::Webhook>) -> Option<Option<WebhookSettings>> {
+        Some(match raw {
             None => None,
             Some(rw) => {
                 let Some(cfg) = &rw.config else {
@@ -1148,14 +1249,15 @@ impl Validator<'_> {
                         &rw.mode,
                         "webhook.mode",
                         Mode::Batch,
-                        &modes,
+                        &MODES,
                         Some("allowed modes are \"batch,blocking,blocking-strict\""),
                     )
                 });
                 let version = self.version(&rw.version, "webhook.version");
                 let initial_backoff = self.duration(&rw.initial_backoff, "webhook.initial_backoff");
                 let batch = mode.unwrap_or(Mode::Batch) == Mode::Batch;
-                let backend = self.backend(&rw.backend(), "webhook", batch, (10_000, 400, true));
+                let backend =
+                    self.backend(&rw.backend(), "webhook", batch, BackendDefaults::WEBHOOK);
                 Some(WebhookSettings {
                     config,
                     mode,
@@ -1164,9 +1266,11 @@ impl Validator<'_> {
                     backend,
                 })
             }
-        };
+        })
+    }
 
-        let ra = raw.apply.unwrap_or_default();
+    /// `[apply]`: how long apply waits, and whether it rolls back.
+    fn apply_table(&mut self, ra: raw::Apply) -> Option<ApplySettings> {
         let verify_timeout = match self.duration(&ra.verify_timeout, "apply.verify_timeout") {
             Some(d) if d.nanos < 1_000_000_000 || d.nanos > 3_600_000_000_000 => {
                 let span = ra.verify_timeout.as_ref().map(|s| s.span()).unwrap_or(0..0);
@@ -1184,8 +1288,14 @@ impl Validator<'_> {
             None => GoDuration::parse("60s").ok()?,
         };
         let rollback = ra.rollback.unwrap_or(true);
+        Some(ApplySettings {
+            verify_timeout,
+            rollback,
+        })
+    }
 
-        let rapi = raw.apiserver.unwrap_or_default();
+    /// `[apiserver]`: the release, for a command kaudit-node cannot ask.
+    fn apiserver_table(&mut self, rapi: raw::Apiserver) -> ApiserverSettings {
         let apiserver_version = rapi.version.as_ref().and_then(|v| {
             match Version::parse(v.get_ref()) {
                 Some(ver) if ver.at_least(OLDEST_SUPPORTED) => Some(ver),
@@ -1213,41 +1323,9 @@ impl Validator<'_> {
                 }
             }
         });
-
-        Some(Settings {
-            source: source.map(Path::to_path_buf),
-            unit,
-            policy,
-            policy_path,
-            log: LogSettings {
-                path: log_path,
-                format,
-                mode,
-                version,
-                maxage,
-                maxbackup,
-                maxsize,
-                compress: rl.compress.unwrap_or(rotation == Rotation::Logrotate),
-                rotation,
-                dir_mode,
-                file_mode,
-                group,
-                backend,
-            },
-            logrotate: LogrotateSettings {
-                path: lr_path,
-                frequency,
-            },
-            webhook,
-            apply: ApplySettings {
-                verify_timeout,
-                rollback,
-            },
-            apiserver: ApiserverSettings {
-                version: apiserver_version,
-            },
-            warnings: Vec::new(),
-        })
+        ApiserverSettings {
+            version: apiserver_version,
+        }
     }
 }
 
