@@ -218,36 +218,10 @@ pub fn check(
         Ok(b) => Ok(b),
         Err(e) => Err(e.message),
     };
-    // A node kaudit-node does not manage (systemd knows no such unit and
-    // there is no kaudit-node drop-in: a static-pod node, a wrong `unit`):
-    // one UNKNOWN saying why, not a cascade of findings. With the drop-in
-    // there, the unit vanished from a managed node, and every probe runs.
-    // Without D-Bus (or under `--root`), the unit file's absence says the
-    // same as systemd's "not-found".
-    let unknown_unit = match &status {
-        Ok(st) => st.load_state == "not-found",
-        Err(_) => matches!(
-            crate::unit::load(root, &s.unit, crate::dropin::NAME),
-            Err(e) if e.code == ExitCode::NoInput
-        ),
-    };
-    if unknown_unit && matches!(dropin_text, Ok(None)) {
-        let why = match &plan {
-            Err(e) => e.message.clone(),
-            Ok(_) => format!("systemd does not know {}", s.unit),
-        };
-        return Report {
-            unit: s.unit.clone(),
-            log,
-            probes: vec![Probe::new(
-                "unit",
-                State::Unknown,
-                format!("{why}; there is no kaudit-node configuration to check on this node"),
-            )],
-        };
+    if let Some(r) = unmanaged(root, s, &status, &plan, &dropin_text) {
+        return r;
     }
     let mut probes = vec![probes::unit(&s.unit, &status)];
-
     probes.push(probes::dropin(
         &dropin_path,
         &dropin_text,
@@ -272,7 +246,85 @@ pub fn check(
     };
     probes.push(probes::flags(&expected, &argv));
 
-    let installed = match std::fs::read(root.host_path(&s.policy_path)) {
+    let installed = installed_policy(root, s);
+    let planned = plan
+        .as_ref()
+        .ok()
+        .and_then(|p| p.entries.iter().find(|e| e.path == s.policy_path));
+    let started = pid.and_then(|pid| crate::verify::process_start(root, pid).map(|t| (pid, t)));
+    probes.push(probes::policy(&s.policy_path, &installed, planned, started));
+
+    let quiet_policy = match &installed {
+        Ok(Some(f)) => crate::policy::records_regular_traffic(&f.content) == Some(false),
+        _ => false,
+    };
+    probes.extend(log_probes(root, s, pid, quiet_policy, t, now));
+
+    let text = dropin_text
+        .as_ref()
+        .ok()
+        .and_then(|t| t.as_ref())
+        .map(|b| String::from_utf8_lossy(b).into_owned());
+    probes.push(probes::drift(text.as_deref(), &vendor_now(root, s, &plan)));
+    probes.push(trust_probe(root, s, config));
+    probes.push(apiserver_probe(
+        root,
+        s,
+        &observed,
+        text.as_deref(),
+        started,
+    ));
+    probes.push(rotation_probe(root, s));
+    probes.push(probes::cis(&argv));
+
+    Report {
+        unit: s.unit.clone(),
+        log,
+        probes,
+    }
+}
+
+/// A node kaudit-node does not manage (systemd knows no such unit and
+/// there is no kaudit-node drop-in: a static-pod node, a wrong `unit`):
+/// one UNKNOWN saying why, not a cascade of findings. With the drop-in
+/// there, the unit vanished from a managed node, and every probe runs.
+/// Without D-Bus (or under `--root`), the unit file's absence says the
+/// same as systemd's "not-found".
+fn unmanaged(
+    root: &Root,
+    s: &Settings,
+    status: &Result<UnitStatus, String>,
+    plan: &crate::error::Result<plan::Plan>,
+    dropin_text: &Result<Option<Vec<u8>>, String>,
+) -> Option<Report> {
+    let unknown_unit = match &status {
+        Ok(st) => st.load_state == "not-found",
+        Err(_) => matches!(
+            crate::unit::load(root, &s.unit, crate::dropin::NAME),
+            Err(e) if e.code == ExitCode::NoInput
+        ),
+    };
+    if unknown_unit && matches!(dropin_text, Ok(None)) {
+        let why = match &plan {
+            Err(e) => e.message.clone(),
+            Ok(_) => format!("systemd does not know {}", s.unit),
+        };
+        return Some(Report {
+            unit: s.unit.clone(),
+            log: s.log.path.clone(),
+            probes: vec![Probe::new(
+                "unit",
+                State::Unknown,
+                format!("{why}; there is no kaudit-node configuration to check on this node"),
+            )],
+        });
+    }
+    None
+}
+
+/// The installed policy file and its mtime; `None` when there is none.
+fn installed_policy(root: &Root, s: &Settings) -> Result<Option<probes::PolicyFile>, String> {
+    match std::fs::read(root.host_path(&s.policy_path)) {
         Ok(content) => Ok(Some(probes::PolicyFile {
             mtime: std::fs::metadata(root.host_path(&s.policy_path))
                 .and_then(|m| m.modified())
@@ -281,32 +333,35 @@ pub fn check(
         })),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_reason(&s.policy_path, &e)),
-    };
-    let planned = plan
-        .as_ref()
-        .ok()
-        .and_then(|p| p.entries.iter().find(|e| e.path == s.policy_path));
-    let started = pid.and_then(|pid| crate::verify::process_start(root, pid).map(|t| (pid, t)));
-    probes.push(probes::policy(&s.policy_path, &installed, planned, started));
+    }
+}
 
-    let host_log = root.host_path(&log);
+/// The log's probes: held open by the process, written recently, its last
+/// line an audit event, its filesystem's free space and inodes.
+fn log_probes(
+    root: &Root,
+    s: &Settings,
+    pid: Option<u32>,
+    quiet_policy: bool,
+    t: &Thresholds,
+    now: SystemTime,
+) -> Vec<Probe> {
+    let log = &s.log.path;
+    let mut out = Vec::new();
+    let host_log = root.host_path(log);
     let md = match std::fs::metadata(&host_log) {
         Ok(m) => Ok(Some(m)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_reason(&log, &e)),
+        Err(e) => Err(io_reason(log, &e)),
     };
     let exists = md.as_ref().map(|m| m.is_some()).map_err(Clone::clone);
     let handle = pid.map(|pid| {
         (
             pid,
-            verify::log_handle(root, pid, &log).map_err(|e| format!("/proc/{pid}/fd: {e}")),
+            verify::log_handle(root, pid, log).map_err(|e| format!("/proc/{pid}/fd: {e}")),
         )
     });
-    let quiet_policy = match &installed {
-        Ok(Some(f)) => crate::policy::records_regular_traffic(&f.content) == Some(false),
-        _ => false,
-    };
-    probes.push(probes::log_open(&log, &exists, handle, quiet_policy));
+    out.push(probes::log_open(log, &exists, handle, quiet_policy));
 
     let stat = md.as_ref().map_err(Clone::clone).map(|m| {
         m.as_ref().map(|m| probes::LogStat {
@@ -314,8 +369,8 @@ pub fn check(
             size: m.len(),
         })
     });
-    probes.push(probes::log_age(
-        &log,
+    out.push(probes::log_age(
+        log,
         &stat,
         now,
         t.warn_age,
@@ -332,9 +387,9 @@ pub fn check(
                 tail::last_line(&mut f, len)
             })
             .map(Some)
-            .map_err(|e| io_reason(&log, &e)),
+            .map_err(|e| io_reason(log, &e)),
     };
-    probes.push(probes::log_tail(&log, &last, s.log.format));
+    out.push(probes::log_tail(log, &last, s.log.format));
 
     // The filesystem the log is (or would be) on: its nearest existing directory.
     let dir = log
@@ -354,9 +409,19 @@ pub fn check(
             }
         })
         .map_err(|e| format!("{}: statvfs: {e}", dir.display()));
-    probes.push(probes::log_fs(&dir, &fs, t.warn_free, t.crit_free));
+    out.push(probes::log_fs(&dir, &fs, t.warn_free, t.crit_free));
 
-    let current = match &plan {
+    out
+}
+
+/// The vendor command line now (its hash and where it is), for the drift
+/// probe: from the plan, or read anew when there is none.
+fn vendor_now(
+    root: &Root,
+    s: &Settings,
+    plan: &crate::error::Result<plan::Plan>,
+) -> Result<(String, String), String> {
+    match plan {
         Ok(p) => Ok((p.vendor_hash.clone(), p.vendor_source.clone())),
         Err(_) => crate::unit::load(root, &s.unit, crate::dropin::NAME)
             .map(|v| {
@@ -370,18 +435,14 @@ pub fn check(
                 )
             })
             .map_err(|e| e.message),
-    };
-    let text = dropin_text
-        .as_ref()
-        .ok()
-        .and_then(|t| t.as_ref())
-        .map(|b| String::from_utf8_lossy(b).into_owned());
-    probes.push(probes::drift(text.as_deref(), &current));
+    }
+}
 
-    // The inputs apply trusts: a file or directory that became writable by
-    // other users after apply is a warning here (apply refuses it).
+/// The inputs apply trusts: a file or directory that became writable by
+/// other users after apply is a warning here (apply refuses it).
+fn trust_probe(root: &Root, s: &Settings, config: Option<&Path>) -> Probe {
     let config_node = crate::trust::config_node_path(root, config);
-    probes.push(match crate::trust::check(root, s, config_node.as_deref()) {
+    match crate::trust::check(root, s, config_node.as_deref()) {
         Err(e) => Probe::new("trust", State::Unknown, e.message),
         Ok(bad) if bad.is_empty() => {
             let files: Vec<String> = crate::trust::inputs(s, config_node.as_deref())
@@ -409,20 +470,24 @@ pub fn check(
                 .collect::<Vec<_>>()
                 .join("; "),
         ),
-    });
+    }
+}
 
-    // The identity needs only the unit and the binary: observed anew when
-    // the whole observation failed on something else (a policy file this
-    // user may not read).
+/// Which kube-apiserver runs, against the identity the drop-in recorded.
+/// The identity needs only the unit and the binary: observed anew when
+/// the whole observation failed on something else (a policy file this
+/// user may not read).
+fn apiserver_probe(
+    root: &Root,
+    s: &Settings,
+    observed: &crate::error::Result<observe::Observed>,
+    text: Option<&str>,
+    started: Option<(u32, SystemTime)>,
+) -> Probe {
     let identity = match &observed {
         Ok(o) => Ok(o.identity.clone()),
         Err(_) => crate::unit::load(root, &s.unit, crate::dropin::NAME).and_then(|v| {
-            crate::apiserver::identity::identify(
-                root,
-                &v,
-                s.apiserver.version.as_ref(),
-                text.as_deref(),
-            )
+            crate::apiserver::identity::identify(root, &v, s.apiserver.version.as_ref(), text)
         }),
     }
     .map_err(|e| (e.code, e.message));
@@ -431,13 +496,13 @@ pub fn check(
             .and_then(|m| m.modified())
             .ok()
     });
-    probes.push(probes::apiserver(
-        text.as_deref(),
-        &identity,
-        binary_mtime,
-        started,
-    ));
+    probes::apiserver(text, &identity, binary_mtime, started)
+}
 
+/// logrotate's rules against the rotation owner, with the backups there now
+/// (a pattern must not match them either).
+fn rotation_probe(root: &Root, s: &Settings) -> Probe {
+    let log = &s.log.path;
     let rules = logrotate::read_rules(root, crate::dropin::HEADER_MARK);
     // The backups there now: a pattern must not match them either.
     let log_dir = log.parent().unwrap_or(Path::new("/"));
@@ -445,26 +510,12 @@ pub fn check(
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| probes::is_backup_name(&log, n))
+                .filter(|n| probes::is_backup_name(log, n))
                 .map(|n| log_dir.join(n).display().to_string())
                 .collect()
         })
         .unwrap_or_default();
-    probes.push(probes::rotation(
-        s.log.rotation,
-        &log,
-        &s.logrotate.path,
-        &rules,
-        &present,
-    ));
-
-    probes.push(probes::cis(&argv));
-
-    Report {
-        unit: s.unit.clone(),
-        log,
-        probes,
-    }
+    probes::rotation(s.log.rotation, log, &s.logrotate.path, &rules, &present)
 }
 
 /// What `kaudit-node check` was asked, from the command line.
