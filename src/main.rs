@@ -171,10 +171,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let s = trusted_settings(&node, &root)?;
             if dry_run {
                 let p = plan::plan(&s, &observe::observe(&root, &s)?)?;
-                match format {
-                    OutputFormat::Text => out(&report::plan_text(&p))?,
-                    OutputFormat::Json => out(&format!("{:#}\n", report::plan_json(&p)))?,
-                }
+                print_plan(&p, format)?;
                 // Nothing changed; with --detailed-exitcodes, 2 says changes are pending.
                 return Ok(if detailed_exitcodes && !p.is_converged() {
                     ExitCode::Changes
@@ -182,28 +179,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ExitCode::Ok
                 });
             }
-            require_root("apply")?;
-            let _lock = lock::acquire(&root, std::time::Duration::from_secs(300), &mut |m| {
-                progress(m)
-            })?;
+            let _lock = lock_for(&root, "apply")?;
             kaudit_node::failpoint::hit("after-lock");
             let observed = observe::observe(&root, &s)?;
             let p = plan::plan(&s, &observed)?;
-            let mut sd = systemd::Dbus::connect(std::time::Duration::from_secs(30))?;
-            let r = apply::execute(
+            let r = execute(
                 &root,
-                &mut sd,
                 &s,
                 &observed.paths,
                 &p,
                 apply::Options { no_restart },
-                &mut |m| progress(m),
-            );
+            )?;
             print_report(&r, format)?;
-            if detailed_exitcodes {
-                return Ok(ExitCode::Raw(apply::detailed_exit(&r)));
-            }
-            Ok(r.exit_code())
+            Ok(if detailed_exitcodes {
+                ExitCode::Raw(apply::detailed_exit(&r))
+            } else {
+                r.exit_code()
+            })
         }
         Command::Remove {
             node,
@@ -215,40 +207,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let root = Root::new(&node.root);
             if dry_run {
                 let p = plan::plan_remove(&s, &observe::observe_removal(&root, &s)?, keep_policy);
-                match format {
-                    OutputFormat::Text => out(&report::plan_text(&p))?,
-                    OutputFormat::Json => out(&format!("{:#}\n", report::plan_json(&p)))?,
-                }
+                print_plan(&p, format)?;
                 return Ok(ExitCode::Ok);
             }
-            require_root("remove")?;
-            let _lock = lock::acquire(&root, std::time::Duration::from_secs(300), &mut |m| {
-                progress(m)
-            })?;
+            let _lock = lock_for(&root, "remove")?;
             let observed = observe::observe_removal(&root, &s)?;
             let p = plan::plan_remove(&s, &observed, keep_policy);
-            let mut sd = systemd::Dbus::connect(std::time::Duration::from_secs(30))?;
-            let r = apply::execute(
-                &root,
-                &mut sd,
-                &s,
-                &observed.paths,
-                &p,
-                apply::Options { no_restart: false },
-                &mut |m| progress(m),
-            );
+            let r = execute(&root, &s, &observed.paths, &p, apply::Options::default())?;
             print_report(&r, format)?;
             Ok(r.exit_code())
         }
         Command::Plan { node, format } => {
             let root = Root::new(&node.root);
             let s = trusted_settings(&node, &root)?;
-            let observed = observe::observe(&root, &s)?;
-            let p = plan::plan(&s, &observed)?;
-            match format {
-                OutputFormat::Text => out(&report::plan_text(&p))?,
-                OutputFormat::Json => out(&format!("{:#}\n", report::plan_json(&p)))?,
-            }
+            let p = plan::plan(&s, &observe::observe(&root, &s)?)?;
+            print_plan(&p, format)?;
             Ok(if p.is_converged() {
                 ExitCode::Ok
             } else {
@@ -294,59 +267,99 @@ fn run(cli: Cli) -> Result<ExitCode> {
             file,
             strict,
             format,
-        }) => {
-            let (label, bytes) = if file == Path::new("-") {
-                let mut b = Vec::new();
-                std::io::stdin()
-                    .take(observe::MAX_POLICY_BYTES + 1)
-                    .read_to_end(&mut b)
-                    .map_err(|e| Error::io(format!("standard input: {e}")))?;
-                ("(stdin)".to_string(), b)
-            } else {
-                let label = file.display().to_string();
-                let md = std::fs::metadata(&file).map_err(|e| Error::read(&label, &e))?;
-                if md.len() > observe::MAX_POLICY_BYTES {
-                    return Err(Error::data(format!(
-                        "{label}: {} bytes; kaudit-node refuses policies over {} bytes",
-                        md.len(),
-                        observe::MAX_POLICY_BYTES
-                    )));
-                }
-                (
-                    label.clone(),
-                    std::fs::read(&file).map_err(|e| Error::read(&label, &e))?,
-                )
+        }) => validate_policy(&file, strict, format),
+    }
+}
+
+/// A plan, as `plan` prints it (and `apply --dry-run`, `remove --dry-run`).
+fn print_plan(p: &plan::Plan, format: OutputFormat) -> Result<()> {
+    match format {
+        OutputFormat::Text => out(&report::plan_text(p)),
+        OutputFormat::Json => out(&format!("{:#}\n", report::plan_json(p))),
+    }
+}
+
+/// Root, and the node's lock (one apply or remove at a time), for `what`.
+fn lock_for(root: &Root, what: &str) -> Result<lock::Lock> {
+    require_root(what)?;
+    lock::acquire(root, std::time::Duration::from_secs(300), &mut |m| {
+        progress(m)
+    })
+}
+
+/// The executor on the live node, over the system bus.
+fn execute(
+    root: &Root,
+    s: &config::Settings,
+    before: &std::collections::BTreeMap<std::path::PathBuf, observe::PathState>,
+    p: &plan::Plan,
+    opts: apply::Options,
+) -> Result<apply::Report> {
+    let mut sd = systemd::Dbus::connect(std::time::Duration::from_secs(30))?;
+    Ok(apply::execute(
+        root,
+        &mut sd,
+        s,
+        before,
+        p,
+        opts,
+        &mut |m| progress(m),
+    ))
+}
+
+/// `policy validate FILE|-`: upstream's checks and the lints, as text or
+/// JSON; exit 65 when invalid (or, with --strict, when it has warnings).
+fn validate_policy(file: &Path, strict: bool, format: OutputFormat) -> Result<ExitCode> {
+    let (label, bytes) = if file == Path::new("-") {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .take(observe::MAX_POLICY_BYTES + 1)
+            .read_to_end(&mut b)
+            .map_err(|e| Error::io(format!("standard input: {e}")))?;
+        ("(stdin)".to_string(), b)
+    } else {
+        let label = file.display().to_string();
+        let md = std::fs::metadata(file).map_err(|e| Error::read(&label, &e))?;
+        if md.len() > observe::MAX_POLICY_BYTES {
+            return Err(Error::data(format!(
+                "{label}: {} bytes; kaudit-node refuses policies over {} bytes",
+                md.len(),
+                observe::MAX_POLICY_BYTES
+            )));
+        }
+        (
+            label.clone(),
+            std::fs::read(file).map_err(|e| Error::read(&label, &e))?,
+        )
+    };
+    let r = policy::validate(&label, &bytes);
+    let ok = r.is_ok(strict);
+    match format {
+        OutputFormat::Text => {
+            let mut t = r.render_text(strict);
+            let (e, w) = (r.errors().count(), r.warnings().count());
+            let n = |k: usize, one: &str, many: &str| {
+                format!("{k} {}", if k == 1 { one } else { many })
             };
-            let r = policy::validate(&label, &bytes);
-            let ok = r.is_ok(strict);
-            match format {
-                OutputFormat::Text => {
-                    let mut t = r.render_text(strict);
-                    let (e, w) = (r.errors().count(), r.warnings().count());
-                    let n = |k: usize, one: &str, many: &str| {
-                        format!("{k} {}", if k == 1 { one } else { many })
-                    };
-                    if ok {
-                        t.push_str(&format!(
-                            "{label}: valid ({}, {})\n",
-                            n(r.rules, "rule", "rules"),
-                            n(w, "warning", "warnings")
-                        ));
-                    } else {
-                        t.push_str(&format!(
-                            "{label}: invalid ({}, {})\n",
-                            n(e, "error", "errors"),
-                            n(w, "warning", "warnings")
-                        ));
-                    }
-                    if ok { out(&t)? } else { eprint!("{t}") }
-                }
-                OutputFormat::Json => {
-                    let v = serde_json::json!({"file": label, "valid": ok, "strict": strict, "rules": r.rules, "diagnostics": r.diagnostics});
-                    out(&format!("{v:#}\n"))?;
-                }
+            if ok {
+                t.push_str(&format!(
+                    "{label}: valid ({}, {})\n",
+                    n(r.rules, "rule", "rules"),
+                    n(w, "warning", "warnings")
+                ));
+            } else {
+                t.push_str(&format!(
+                    "{label}: invalid ({}, {})\n",
+                    n(e, "error", "errors"),
+                    n(w, "warning", "warnings")
+                ));
             }
-            Ok(if ok { ExitCode::Ok } else { ExitCode::DataErr })
+            if ok { out(&t)? } else { eprint!("{t}") }
+        }
+        OutputFormat::Json => {
+            let v = serde_json::json!({"file": label, "valid": ok, "strict": strict, "rules": r.rules, "diagnostics": r.diagnostics});
+            out(&format!("{v:#}\n"))?;
         }
     }
+    Ok(if ok { ExitCode::Ok } else { ExitCode::DataErr })
 }
