@@ -421,23 +421,7 @@ pub fn execute(
             return rep;
         }
         rep.changed = true;
-        rep.files = p
-            .changes()
-            .map(|e| {
-                let what = match (&e.kind, &e.change) {
-                    (Kind::Directory, Change::Create) => "created directory",
-                    (Kind::Log, Change::Create) => "created",
-                    (_, Change::Metadata) => "set mode and owner of",
-                    _ => "wrote",
-                };
-                format!("{what} {}", e.path.display())
-            })
-            .chain(
-                p.removals
-                    .iter()
-                    .map(|r| format!("removed {}", r.path.display())),
-            )
-            .collect();
+        rep.files = files_done(p);
     }
 
     let mut reached = Reached::Written;
@@ -453,40 +437,7 @@ pub fn execute(
             rep.actions.push("daemon-reload".into());
             rep.changed = true;
             let st2 = step("reload", sd.status(&s.unit))?;
-            let systemd = dropin::loaded(&dropin::path(&s.unit), &st2, &p.argv);
-            if p.purpose == Purpose::Remove {
-                if systemd.loaded {
-                    return Err(StepError {
-                        step: "reload",
-                        error: Error::new(
-                            ExitCode::Software,
-                            format!(
-                                "systemd still lists {} after the reload",
-                                dropin::path(&s.unit).display()
-                            ),
-                        ),
-                    });
-                }
-            } else if !systemd.loaded {
-                return Err(StepError {
-                    step: "reload",
-                    error: Error::data(format!(
-                        "systemd did not load {} after the reload (DropInPaths: {})",
-                        dropin::path(&s.unit).display(),
-                        st2.drop_in_paths.join(", ")
-                    )),
-                });
-            }
-            if p.purpose == Purpose::Apply && !systemd.exec_start_ours {
-                return Err(StepError {
-                    step: "reload",
-                    error: Error::data(format!(
-                        "systemd's effective ExecStart of {} is not kaudit-node's; a drop-in loaded after it overrides it ({}); not restarting",
-                        s.unit,
-                        systemd.later_list("none found by name")
-                    )),
-                });
-            }
+            systemd_took_it(s, p, &st2)?;
         }
         if opts.no_restart {
             rep.warnings.push("--no-restart: the files are written and systemd reloaded; restart the unit to load them".into());
@@ -544,6 +495,62 @@ pub fn execute(
         }
     }
     rep
+}
+
+/// What the writes did, in words, for the report.
+fn files_done(p: &Plan) -> Vec<String> {
+    p.changes()
+        .map(|e| {
+            let what = match (&e.kind, &e.change) {
+                (Kind::Directory, Change::Create) => "created directory",
+                (Kind::Log, Change::Create) => "created",
+                (_, Change::Metadata) => "set mode and owner of",
+                _ => "wrote",
+            };
+            format!("{what} {}", e.path.display())
+        })
+        .chain(
+            p.removals
+                .iter()
+                .map(|r| format!("removed {}", r.path.display())),
+        )
+        .collect()
+}
+
+/// After the reload: systemd must have loaded what the plan wrote (our
+/// drop-in, its `ExecStart` the effective one), or for a removal, no
+/// drop-in of ours any more. Otherwise nothing is restarted.
+fn systemd_took_it(s: &Settings, p: &Plan, st: &UnitStatus) -> std::result::Result<(), StepError> {
+    let path = dropin::path(&s.unit);
+    let systemd = dropin::loaded(&path, st, &p.argv);
+    let refuse = |message: String| StepError {
+        step: "reload",
+        error: Error::new(ExitCode::Software, message),
+    };
+    match p.purpose {
+        Purpose::Remove if systemd.loaded => Err(refuse(format!(
+            "systemd still lists {} after the reload",
+            path.display()
+        ))),
+        Purpose::Remove => Ok(()),
+        Purpose::Apply if !systemd.loaded => Err(StepError {
+            step: "reload",
+            error: Error::data(format!(
+                "systemd did not load {} after the reload (DropInPaths: {})",
+                path.display(),
+                st.drop_in_paths.join(", ")
+            )),
+        }),
+        Purpose::Apply if !systemd.exec_start_ours => Err(StepError {
+            step: "reload",
+            error: Error::data(format!(
+                "systemd's effective ExecStart of {} is not kaudit-node's; a drop-in loaded after it overrides it ({}); not restarting",
+                s.unit,
+                systemd.later_list("none found by name")
+            )),
+        }),
+        Purpose::Apply => Ok(()),
+    }
 }
 
 /// The unit's state once it has stayed active with the same main PID for a
