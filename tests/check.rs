@@ -133,7 +133,7 @@ impl Node {
         }
     }
 
-    fn run_with(&self, st: Result<UnitStatus, String>, now: SystemTime) -> check::Report {
+    fn run_with(&self, st: Result<UnitStatus, String>, now: SystemTime) -> check::Verdict {
         check::check(
             &self.root,
             None,
@@ -144,7 +144,7 @@ impl Node {
         )
     }
 
-    fn run(&self) -> check::Report {
+    fn run(&self) -> check::Verdict {
         self.run_with(Ok(self.status()), SystemTime::now())
     }
 }
@@ -155,13 +155,13 @@ fn write(root: &Root, node: &str, text: &str) {
     fs::write(p, text).unwrap();
 }
 
-fn probe<'a>(r: &'a check::Report, name: &str) -> &'a check::Probe {
+fn probe<'a>(r: &'a check::Verdict, name: &str) -> &'a check::Probe {
     r.probe(name)
         .unwrap_or_else(|| panic!("no probe {name} in {r:#?}"))
 }
 
 #[track_caller]
-fn assert_probe(r: &check::Report, name: &str, state: State, reason: &str) {
+fn assert_probe(r: &check::Verdict, name: &str, state: State, reason: &str) {
     let p = probe(r, name);
     assert_eq!(p.state, state, "{name}: {}", p.reason);
     assert!(

@@ -10,7 +10,7 @@
 //! Fixtures 000–010 are every audit policy found in the seed documents
 //! (`../shared/seeds/*.txt`, beside the repository); 020 and later are hand-made bad inputs.
 
-use kaudit_node::policy::{Preset, Report, Severity, validate};
+use kaudit_node::policy::{Preset, Severity, Validation, validate};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -18,12 +18,12 @@ fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/policies")
 }
 
-fn fixture(name: &str) -> Report {
+fn fixture(name: &str) -> Validation {
     let bytes = std::fs::read(fixtures_dir().join(name)).expect("fixture");
     validate(name, &bytes)
 }
 
-fn verdict(report: &Report) -> &'static str {
+fn verdict(report: &Validation) -> &'static str {
     if report.errors().next().is_some() {
         "errors"
     } else if report.warnings().next().is_some() {
@@ -33,7 +33,7 @@ fn verdict(report: &Report) -> &'static str {
     }
 }
 
-fn expected_text(report: &Report) -> String {
+fn expected_text(report: &Validation) -> String {
     format!(
         "verdict: {}\n{}",
         verdict(report),

@@ -130,13 +130,13 @@ impl Probe {
 
 /// Every probe's verdict.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Report {
+pub struct Verdict {
     pub unit: String,
     pub log: PathBuf,
     pub probes: Vec<Probe>,
 }
 
-impl Report {
+impl Verdict {
     /// The worst state of any probe.
     pub fn state(&self) -> State {
         self.probes
@@ -152,8 +152,8 @@ impl Report {
 
     /// A report with the one probe `config`, UNKNOWN: the configuration
     /// could not be read, so nothing else could be checked.
-    pub fn config_failed(message: &str) -> Report {
-        Report {
+    pub fn config_failed(message: &str) -> Verdict {
+        Verdict {
             unit: String::new(),
             log: PathBuf::new(),
             probes: vec![Probe::new("config", State::Unknown, message)],
@@ -199,7 +199,7 @@ pub fn check(
     status: Result<UnitStatus, String>,
     t: &Thresholds,
     now: SystemTime,
-) -> Report {
+) -> Verdict {
     let log = s.log.path.clone();
     let dropin_path = crate::dropin::path(&s.unit);
     let observed = observe::observe(root, s);
@@ -277,7 +277,7 @@ pub fn check(
     probes.push(rotation_probe(root, s));
     probes.push(probes::cis(&argv));
 
-    Report {
+    Verdict {
         unit: s.unit.clone(),
         log,
         probes,
@@ -296,7 +296,7 @@ fn unmanaged(
     status: &Result<UnitStatus, String>,
     plan: &crate::error::Result<plan::Plan>,
     dropin_text: &Result<Option<Vec<u8>>, String>,
-) -> Option<Report> {
+) -> Option<Verdict> {
     let unknown_unit = match &status {
         Ok(st) => st.load_state == "not-found",
         Err(_) => matches!(
@@ -309,7 +309,7 @@ fn unmanaged(
             Err(e) => e.message.clone(),
             Ok(_) => format!("systemd does not know {}", s.unit),
         };
-        return Some(Report {
+        return Some(Verdict {
             unit: s.unit.clone(),
             log: s.log.path.clone(),
             probes: vec![Probe::new(
@@ -630,9 +630,9 @@ pub fn run(inv: &Invocation) -> State {
     let t = &inv.thresholds;
     let root = Root::new(inv.root);
     let report = if t.warn_age > t.crit_age {
-        Report::config_failed("--warn-age must not be longer than --crit-age")
+        Verdict::config_failed("--warn-age must not be longer than --crit-age")
     } else if t.warn_free < t.crit_free {
-        Report::config_failed("--warn-free must not be below --crit-free")
+        Verdict::config_failed("--warn-free must not be below --crit-free")
     } else {
         let settings = match inv.config {
             Some(p) => crate::config::load(p, true),
@@ -642,7 +642,7 @@ pub fn run(inv: &Invocation) -> State {
             ),
         };
         match settings {
-            Err(e) => Report::config_failed(&e.message),
+            Err(e) => Verdict::config_failed(&e.message),
             Ok(s) => {
                 let status = crate::systemd::Dbus::connect(Duration::from_secs(10))
                     .and_then(|mut d| crate::systemd::Systemd::status(&mut d, &s.unit))

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, State};
+use super::{State, Verdict};
 
 /// `12`, `1.5`, `0.001`: no exponent, no trailing zeros.
 fn num(v: f64) -> String {
@@ -20,7 +20,7 @@ fn num(v: f64) -> String {
 }
 
 /// The summary after `AUDIT STATE - `.
-pub fn summary(r: &Report) -> String {
+pub fn summary(r: &Verdict) -> String {
     let worst = r.state();
     if worst == State::Ok {
         let age = r
@@ -58,7 +58,7 @@ pub fn summary(r: &Report) -> String {
 }
 
 /// Performance data: `'log_age_seconds'=1.2s;300;900 …`.
-pub fn perfdata(r: &Report) -> String {
+pub fn perfdata(r: &Verdict) -> String {
     let mut out = Vec::new();
     for m in r.probes.iter().flat_map(|p| &p.metrics) {
         let mut fields = vec![
@@ -81,7 +81,7 @@ pub fn perfdata(r: &Report) -> String {
 }
 
 /// Monitoring-plugin output.
-pub fn nagios(r: &Report) -> String {
+pub fn nagios(r: &Verdict) -> String {
     let mut t = String::new();
     let perf = perfdata(r);
     let _ = write!(
@@ -107,7 +107,7 @@ pub fn nagios(r: &Report) -> String {
 }
 
 /// Every probe, as one JSON object.
-pub fn json(r: &Report) -> serde_json::Value {
+pub fn json(r: &Verdict) -> serde_json::Value {
     serde_json::json!({
         "unit": r.unit,
         "log": r.log,
@@ -133,7 +133,7 @@ fn help_text(s: &str) -> String {
 /// node_exporter's textfile format: `kaudit_node_*` gauges with HELP and
 /// TYPE lines. Probe states are gauges of the monitoring-plugin codes
 /// (0 ok, 1 warning, 2 critical, 3 unknown).
-pub fn prometheus(r: &Report) -> String {
+pub fn prometheus(r: &Verdict) -> String {
     let mut t = String::new();
     let unit = label_value(&r.unit);
     let _ = writeln!(

@@ -1,6 +1,6 @@
 //! Audit policy: presets, strict decoding, upstream validation, lints.
 //!
-//! [`validate`] reads a policy file's bytes and returns a [`Report`] of
+//! [`validate`] reads a policy file's bytes and returns a [`Validation`] of
 //! [`Diagnostic`]s, each with a line and column:
 //!
 //! 1. `yaml`: a position-aware YAML tree, with limits on size, depth and
@@ -116,7 +116,7 @@ impl Diagnostic {
 
 /// The outcome of validating one policy file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub struct Validation {
     /// The label the file was validated under (its path, or a preset name).
     pub file: String,
     /// Sorted by position.
@@ -125,7 +125,7 @@ pub struct Report {
     pub rules: usize,
 }
 
-impl Report {
+impl Validation {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.diagnostics
             .iter()
@@ -211,7 +211,7 @@ pub fn proof(bytes: &[u8], marker: &str) -> Option<Proof> {
     })
 }
 
-pub fn validate(file_label: &str, bytes: &[u8]) -> Report {
+pub fn validate(file_label: &str, bytes: &[u8]) -> Validation {
     let mut diagnostics = Vec::new();
     let mut rules = 0;
     match yaml::parse(bytes) {
@@ -239,7 +239,7 @@ pub fn validate(file_label: &str, bytes: &[u8]) -> Report {
     }
     // Stable: diagnostics at one position keep their order (errors first).
     diagnostics.sort_by_key(|d| (d.line, d.column));
-    Report {
+    Validation {
         file: file_label.to_string(),
         diagnostics,
         rules,
