@@ -1,15 +1,19 @@
 //! kaudit-node: turns on kube-apiserver audit logging on nodes where the
 //! apiserver runs as a systemd service, and keeps it right.
 //!
-//! Data flows one way, one module per phase:
+//! Data flows one way, one module per phase (docs/architecture.md draws it
+//! whole):
 //!
 //! ```text
-//! config.toml ──► config::Settings ──────────┐
-//! unit + drop-ins, files ──► observe::Observed ├─► plan::plan() ──► Plan ──► report
-//! preset | file ──► policy::validate ─────────┘
+//! config.toml ──► config::Settings ───────────┐
+//! unit + drop-ins, files ──► observe::Observed ├─► plan::plan() ────────┐
+//! preset | file ──► policy::validate ─────────┘   plan::plan_remove() ─┤
+//!                                                                       ▼
+//!                     apply::execute(Plan) ──► effects, systemd, prove ──► apply::Report
 //! ```
 //!
-//! Everything up to the `Plan` is pure or reads only under a [`root::Root`].
+//! Everything up to the `Plan` is pure or reads only under a [`root::Root`];
+//! one executor carries out every plan, and rolls back by how far it got.
 
 pub mod apiserver;
 pub mod apply;
