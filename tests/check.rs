@@ -886,6 +886,49 @@ fn worst_state_order_and_exit_codes() {
     assert_eq!(codes, [0, 1, 2, 3]);
 }
 
+/// The renderers alone, on a verdict built by hand: pure, no node and no
+/// root. The whole text of each format is pinned.
+#[test]
+fn renderers_of_a_built_verdict() {
+    let mut age = check::Metric::new(
+        "log_age_seconds",
+        12.0,
+        "s",
+        "Seconds since the log was written.",
+    );
+    age.warn = Some("300".into());
+    age.crit = Some("900".into());
+    let mut log_age = check::Probe::new("log_age", State::Warning, "last written 12s ago");
+    log_age.metrics.push(age);
+    let r = check::Verdict {
+        unit: UNIT.into(),
+        log: PathBuf::from(LOG),
+        probes: vec![
+            check::Probe::new("unit", State::Ok, "active (running), main PID 7"),
+            log_age,
+        ],
+    };
+    assert_eq!(
+        render::nagios(&r),
+        "AUDIT WARNING - log_age: last written 12s ago | 'log_age_seconds'=12s;300;900\n\
+         [OK] unit: active (running), main PID 7\n\
+         [WARNING] log_age: last written 12s ago\n"
+    );
+    let j = render::json(&r);
+    assert_eq!(j["state"], "warning");
+    assert_eq!(j["exit_code"], 1);
+    assert_eq!(j["probes"][1]["metrics"][0]["warn"], "300");
+    let prom = render::prometheus(&r);
+    assert!(
+        prom.contains("kaudit_node_status{unit=\"kube-apiserver.service\"} 1\n"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("kaudit_node_log_age_seconds{unit=\"kube-apiserver.service\"} 12\n"),
+        "{prom}"
+    );
+}
+
 /// The formats a machine reads: locked by parsing them.
 #[test]
 fn renderers() {
