@@ -237,20 +237,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             warn_free,
             crit_free,
             probe,
-        } => Ok(check::run(&check::Invocation {
-            config: node.config.as_deref(),
-            root: &node.root,
-            json: format == CheckFormat::Json,
-            prometheus: prometheus.as_deref(),
-            probe,
-            thresholds: check::Thresholds {
+        } => Ok(run_check(
+            &node,
+            format,
+            prometheus.as_deref(),
+            &check::Thresholds {
                 warn_age: warn_age.as_std(),
                 crit_age: crit_age.as_std(),
                 warn_free,
                 crit_free,
             },
-        })
-        .exit()),
+            probe,
+        )),
         Command::Policy(PolicyCommand::Show { preset }) => {
             out(preset.text())?;
             Ok(ExitCode::Ok)
@@ -269,6 +267,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
         }) => validate_policy(&file, strict, format),
     }
+}
+
+/// `check`: a monitoring plugin's verdict, as text (or JSON) on stdout and
+/// the exit code, and the Prometheus textfile when asked. What it cannot
+/// read is UNKNOWN, the configuration included.
+fn run_check(
+    node: &NodeArgs,
+    format: CheckFormat,
+    prometheus: Option<&Path>,
+    t: &check::Thresholds,
+    probe: bool,
+) -> ExitCode {
+    let root = Root::new(&node.root);
+    let verdict = match t
+        .validate()
+        .map_err(str::to_string)
+        .and_then(|()| settings(node).map_err(|e| e.message))
+    {
+        Err(why) => check::Verdict::config_failed(&why),
+        Ok(s) => {
+            let status = systemd::Dbus::connect(std::time::Duration::from_secs(10))
+                .and_then(|mut d| systemd::Systemd::status(&mut d, &s.unit))
+                .map_err(|e| e.message);
+            check::verdict(&root, node.config.as_deref(), &s, status, t, probe)
+        }
+    };
+    let text = match format {
+        CheckFormat::Json => format!("{:#}\n", check::render::json(&verdict)),
+        CheckFormat::Nagios => check::render::nagios(&verdict),
+    };
+    let mut state = verdict.state();
+    let _ = out(&text);
+    if let Some(p) = prometheus
+        && let Err(e) = kaudit_node::effects::write_host_file_atomic(
+            p,
+            check::render::prometheus(&verdict).as_bytes(),
+            0o644,
+        )
+    {
+        eprintln!(
+            "kaudit-node: error: {}: cannot write the Prometheus file: {e}",
+            p.display()
+        );
+        state = check::State::Unknown;
+    }
+    state.exit()
 }
 
 /// A plan, as `plan` prints it (and `apply --dry-run`, `remove --dry-run`).

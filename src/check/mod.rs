@@ -518,18 +518,6 @@ fn rotation_probe(root: &Root, s: &Settings) -> Probe {
     probes::rotation(s.log.rotation, log, &s.logrotate.path, &rules, &present)
 }
 
-/// What `kaudit-node check` was asked, from the command line.
-#[derive(Debug, Clone)]
-pub struct Invocation<'a> {
-    pub config: Option<&'a Path>,
-    pub root: &'a Path,
-    pub json: bool,
-    pub prometheus: Option<&'a Path>,
-    pub thresholds: Thresholds,
-    /// `--probe`: also send the policy's probe and expect its event.
-    pub probe: bool,
-}
-
 /// How long `check --probe` waits for the probe's event.
 pub const PROBE_WAIT: Duration = Duration::from_secs(5);
 
@@ -623,60 +611,34 @@ pub fn probe_pipeline(root: &Root, s: &Settings, status: &Result<UnitStatus, Str
     }
 }
 
-/// `kaudit-node check`: runs the probes (one D-Bus connection, one
-/// `status`), prints the report, writes the Prometheus file, and returns
-/// the exit code. Never fails: what goes wrong is UNKNOWN.
-pub fn run(inv: &Invocation) -> State {
-    let t = &inv.thresholds;
-    let root = Root::new(inv.root);
-    let report = if t.warn_age > t.crit_age {
-        Verdict::config_failed("--warn-age must not be longer than --crit-age")
-    } else if t.warn_free < t.crit_free {
-        Verdict::config_failed("--warn-free must not be below --crit-free")
-    } else {
-        let settings = match inv.config {
-            Some(p) => crate::config::load(p, true),
-            None => crate::config::load(
-                &root.host_path(Path::new(crate::config::DEFAULT_PATH)),
-                false,
-            ),
-        };
-        match settings {
-            Err(e) => Verdict::config_failed(&e.message),
-            Ok(s) => {
-                let status = crate::systemd::Dbus::connect(Duration::from_secs(10))
-                    .and_then(|mut d| crate::systemd::Systemd::status(&mut d, &s.unit))
-                    .map_err(|e| e.message);
-                let probe = inv.probe.then(|| probe_pipeline(&root, &s, &status));
-                let mut r = check(&root, inv.config, &s, status, t, SystemTime::now());
-                // A node kaudit-node does not manage stays one UNKNOWN line.
-                if r.probes.len() > 1 {
-                    r.probes.extend(probe);
-                }
-                r
-            }
+/// The verdict on a node: every probe, and with `probe` (`--probe`) the
+/// policy's probe request too, unless the node is one kaudit-node does not
+/// manage (one UNKNOWN line).
+pub fn verdict(
+    root: &Root,
+    config: Option<&Path>,
+    s: &Settings,
+    status: Result<UnitStatus, String>,
+    t: &Thresholds,
+    probe: bool,
+) -> Verdict {
+    let probe = probe.then(|| probe_pipeline(root, s, &status));
+    let mut r = check(root, config, s, status, t, SystemTime::now());
+    if r.probes.len() > 1 {
+        r.probes.extend(probe);
+    }
+    r
+}
+
+impl Thresholds {
+    /// Thresholds that make sense together, or why not.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.warn_age > self.crit_age {
+            Err("--warn-age must not be longer than --crit-age")
+        } else if self.warn_free < self.crit_free {
+            Err("--warn-free must not be below --crit-free")
+        } else {
+            Ok(())
         }
-    };
-    let text = if inv.json {
-        format!("{:#}\n", render::json(&report))
-    } else {
-        render::nagios(&report)
-    };
-    let mut state = report.state();
-    {
-        use std::io::Write as _;
-        let mut o = std::io::stdout().lock();
-        let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
     }
-    if let Some(p) = inv.prometheus
-        && let Err(e) =
-            crate::effects::write_host_file_atomic(p, render::prometheus(&report).as_bytes(), 0o644)
-    {
-        eprintln!(
-            "kaudit-node: error: {}: cannot write the Prometheus file: {e}",
-            p.display()
-        );
-        state = State::Unknown;
-    }
-    state
 }
