@@ -6,11 +6,10 @@
 # Run as root: `bash tests/system/demo.sh`.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-SB=$HERE/sandbox.sh
-DIR=/var/tmp/kaudit-demo-$$
-UNIT=kube-apiserver.service
+TAG=demo
+# The system tests' helpers (in_sb, the sandbox's power-off on exit).
+# shellcheck source=tests/system/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $(id -u) == 0 ]] || {
 	echo "demo: run as root (the sandbox boots a container)" >&2
@@ -22,7 +21,6 @@ if ! command -v systemd-nspawn >/dev/null || ! command -v logrotate >/dev/null; 
 	apt-get update -qq
 	apt-get install -y -qq systemd-container logrotate
 fi
-trap '"$SB" down "$DIR" >/dev/null 2>&1 || true' EXIT
 
 # Bold only on a terminal; plain in logs.
 if [[ -t 1 ]]; then
@@ -30,13 +28,13 @@ if [[ -t 1 ]]; then
 else
 	banner() { printf '\n== %s\n' "$*"; }
 fi
-in_sb() { "$SB" exec "$DIR" "$@"; }
 
 banner "building kaudit-node and the kube-apiserver test stand-in"
 # cargo's own progress (Compiling …) shows; a first build takes a minute or two.
 (cd "$REPO" && cargo build -p kaudit-node -p kube-apiserver-standin)
 
 banner "booting a real systemd with a Kubernetes-the-hard-way kube-apiserver.service"
+DIR=/var/tmp/kaudit-demo-$$
 "$SB" up "$DIR"
 "$SB" install-flavor "$DIR" kthw >/dev/null
 "$SB" put "$DIR" "$REPO/target/debug/kaudit-node" /usr/local/sbin/kaudit-node 0755

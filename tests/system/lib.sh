@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034 # what it defines is used by the scripts sourcing it
-# What the single-sandbox system tests share (apply.sh, check.sh, faults.sh,
+# What the single-sandbox system tests share (smoke.sh, apply.sh, check.sh, faults.sh,
 # packages.sh, badinput.sh): sourced, never run.
 #
 # Before sourcing, a script sets TAG: the word its messages start with and

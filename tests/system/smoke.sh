@@ -18,38 +18,24 @@
 # Prints the time of each phase. Needs root and systemd-container (see sandbox.sh).
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-SB=$HERE/sandbox.sh
-DIR=/var/tmp/kaudit-smoke-$$
-UNIT=kube-apiserver.service
-POLICY=/etc/kubernetes/audit-policy.yaml
-AUDIT_LOG=/var/log/kubernetes/audit/audit.log
+TAG=smoke
+# shellcheck source=tests/system/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+HERE=$SYSTEM_TESTS
+AUDIT_LOG=$LOG
 WORK=$(mktemp -d)
-SANDBOX_UP=""
 declare -a TIMINGS=()
 
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 step() { echo "smoke: $*"; }
-fail() {
-	echo "smoke: FAIL: $*" >&2
-	exit 1
-}
 record() { TIMINGS+=("$(printf '%-42s %8s s' "$1" "$2")"); }
-in_sb() { "$SB" exec "$DIR" "$@"; }
 
+# lib.sh's exit trap powers the sandbox off (after fail() has shown the
+# journal); this one also removes the scratch directory.
 cleanup() {
 	local rc=$?
-	if [[ -n $SANDBOX_UP ]]; then
-		if ((rc != 0)); then
-			echo "smoke: journal of $UNIT:" >&2
-			in_sb journalctl -u "$UNIT" -n 30 --no-pager -o cat >&2 2>/dev/null || true
-		fi
-		"$SB" down "$DIR" || true
-	fi
 	rm -rf -- "$WORK"
-	exit "$rc"
+	(exit "$rc")
+	on_exit
 }
 trap cleanup EXIT
 
@@ -74,8 +60,8 @@ record "build (cargo build -p kube-apiserver-standin)" "$(since "$t")"
 
 # --- 2. boot
 t=$(now)
+DIR=/var/tmp/kaudit-smoke-$$
 step "booting a sandbox at $DIR"
-SANDBOX_UP=1
 "$SB" up "$DIR"
 record "sandbox boot (up → running)" "$(since "$t")"
 # shellcheck source=/dev/null
@@ -175,8 +161,7 @@ in_sb journalctl -u "$UNIT" --since "@$since_epoch" --no-pager -o cat | grep -m1
 
 # --- 6. down
 t=$(now)
-SANDBOX_UP=""
-"$SB" down "$DIR"
+down
 record "sandbox down" "$(since "$t")"
 
 echo "smoke: timings"
