@@ -34,7 +34,9 @@ fail() {
 	exit 1
 }
 
-in_sb() { "$SB" exec "$DIR" "$@"; }
+# Standard input is closed: nothing run in the sandbox (a maintainer
+# script, systemctl) may read the test's.
+in_sb() { "$SB" exec "$DIR" "$@" </dev/null; }
 kn() { in_sb /usr/local/sbin/kaudit-node "$@"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }

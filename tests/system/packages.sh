@@ -33,8 +33,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 VENDOR_LOG=/var/log/audit.log
 CONF=/etc/kaudit-node/config.toml
 
-# Maintainer scripts must not read the test's standard input.
-in_sb() { "$SB" exec "$DIR" "$@" </dev/null; }
 # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
 dpkg_status() { in_sb dpkg-query -W -f '${Status}' kaudit-node 2>/dev/null || true; }
 
