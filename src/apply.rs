@@ -383,8 +383,9 @@ pub fn execute(
         rep.notes.extend(rt.reasons.iter().cloned());
     }
 
-    // Keep the previous state, then write.
-    if files_changed {
+    // Keep the previous state, then write. Only writes need room: a plan
+    // that only removes (remove's) goes ahead on a full filesystem.
+    if p.changes().next().is_some() {
         let log_dir = s.log.path.parent().unwrap_or(Path::new("/"));
         if let Err(e) = effects::preflight_space(root, p, log_dir) {
             rep.fail("preflight", e);
@@ -393,7 +394,6 @@ pub fn execute(
     }
     let backup = Backup::take(before, p);
     crate::failpoint::hit("after-backup");
-    let touched = files_changed;
     if files_changed {
         progress(&format!(
             "writing {} file(s)",
@@ -402,23 +402,23 @@ pub fn execute(
         let t = Instant::now();
         let written = effects::write_plan(root, p);
         rep.write_ms = Some(t.elapsed().as_millis() as u64);
-        if let Ok(warnings) = &written {
-            rep.warnings.extend(warnings.iter().cloned());
-        }
-        if let Err(e) = written {
-            rep.fail("write", e);
-            rollback(
-                root,
-                sd,
-                s,
-                &backup,
-                &st,
-                Reached::Written,
-                None,
-                &mut rep,
-                progress,
-            );
-            return rep;
+        match written {
+            Ok(warnings) => rep.warnings.extend(warnings),
+            Err(e) => {
+                rep.fail("write", e);
+                rollback(
+                    root,
+                    sd,
+                    s,
+                    &backup,
+                    &st,
+                    Reached::Written,
+                    None,
+                    &mut rep,
+                    progress,
+                );
+                return rep;
+            }
         }
         rep.changed = true;
         rep.files = files_done(p);
@@ -480,7 +480,7 @@ pub fn execute(
 
     if let Err(StepError { step, error }) = result {
         rep.fail(step, error);
-        if touched || reached > Reached::Written {
+        if files_changed || reached > Reached::Written {
             rollback(
                 root,
                 sd,
@@ -523,33 +523,28 @@ fn files_done(p: &Plan) -> Vec<String> {
 fn systemd_took_it(s: &Settings, p: &Plan, st: &UnitStatus) -> std::result::Result<(), StepError> {
     let path = dropin::path(&s.unit);
     let systemd = dropin::loaded(&path, st, &p.argv);
-    let refuse = |message: String| StepError {
-        step: "reload",
-        error: Error::new(ExitCode::Software, message),
+    let refuse = |error: Error| {
+        Err(StepError {
+            step: "reload",
+            error,
+        })
     };
     match p.purpose {
-        Purpose::Remove if systemd.loaded => Err(refuse(format!(
-            "systemd still lists {} after the reload",
-            path.display()
+        Purpose::Remove if systemd.loaded => refuse(Error::new(
+            ExitCode::Software,
+            format!("systemd still lists {} after the reload", path.display()),
+        )),
+        Purpose::Apply if !systemd.loaded => refuse(Error::data(format!(
+            "systemd did not load {} after the reload (DropInPaths: {})",
+            path.display(),
+            st.drop_in_paths.join(", ")
         ))),
-        Purpose::Remove => Ok(()),
-        Purpose::Apply if !systemd.loaded => Err(StepError {
-            step: "reload",
-            error: Error::data(format!(
-                "systemd did not load {} after the reload (DropInPaths: {})",
-                path.display(),
-                st.drop_in_paths.join(", ")
-            )),
-        }),
-        Purpose::Apply if !systemd.exec_start_ours => Err(StepError {
-            step: "reload",
-            error: Error::data(format!(
-                "systemd's effective ExecStart of {} is not kaudit-node's; a drop-in loaded after it overrides it ({}); not restarting",
-                s.unit,
-                systemd.later_list("none found by name")
-            )),
-        }),
-        Purpose::Apply => Ok(()),
+        Purpose::Apply if !systemd.exec_start_ours => refuse(Error::data(format!(
+            "systemd's effective ExecStart of {} is not kaudit-node's; a drop-in loaded after it overrides it ({}); not restarting",
+            s.unit,
+            systemd.later_list("none found by name")
+        ))),
+        Purpose::Apply | Purpose::Remove => Ok(()),
     }
 }
 

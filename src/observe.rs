@@ -158,8 +158,8 @@ impl Observed {
 pub struct ForRemoval {
     /// The drop-in, the logrotate snippet and the policy the drop-in names.
     pub paths: BTreeMap<PathBuf, PathState>,
-    /// The vendor command line's `--audit-policy-file` values, or why the
-    /// unit could not be read to find them.
+    /// The vendor command line's `--audit-policy-file` values (read only
+    /// when the drop-in names a policy), or why the unit could not be read.
     pub vendor_policy_files: std::result::Result<Vec<PathBuf>, String>,
 }
 
@@ -178,20 +178,24 @@ pub fn observe_removal(root: &Root, settings: &Settings) -> Result<ForRemoval> {
     for p in [&dropin, &settings.logrotate.path] {
         paths.insert(p.clone(), PathState::read(root, p, true)?);
     }
-    if let Some(PathState::File { content, .. }) = paths.get(&dropin)
-        && let Some(policy) = crate::dropin::policy_path(&dropin, content)
-    {
+    let policy = match paths.get(&dropin) {
+        Some(PathState::File { content, .. }) => crate::dropin::policy_path(&dropin, content),
+        _ => None,
+    };
+    // The unit is read only to know whether the vendor keeps that policy.
+    let mut vendor_policy_files = Ok(Vec::new());
+    if let Some(policy) = policy {
+        vendor_policy_files = unit::load(root, &settings.unit, crate::dropin::NAME)
+            .map(|v| {
+                v.vendor_audit_flag_values("audit-policy-file")
+                    .iter()
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .map_err(|e| e.message);
         let st = PathState::read(root, &policy, true)?;
         paths.insert(policy, st);
     }
-    let vendor_policy_files = unit::load(root, &settings.unit, crate::dropin::NAME)
-        .map(|v| {
-            v.vendor_audit_flag_values("audit-policy-file")
-                .iter()
-                .map(PathBuf::from)
-                .collect()
-        })
-        .map_err(|e| e.message);
     Ok(ForRemoval {
         paths,
         vendor_policy_files,

@@ -683,8 +683,9 @@ pub fn plan_remove(s: &Settings, o: &crate::observe::ForRemoval, keep_policy: bo
         }
         _ => None,
     };
-    if let Some(text) = ours(&dropin_path) {
-        if let Some(policy) = dropin::policy_path(&dropin_path, &text) {
+    let dropin_text = ours(&dropin_path);
+    if let Some(text) = &dropin_text {
+        if let Some(policy) = dropin::policy_path(&dropin_path, text) {
             let kept_because = if matches!(&s.policy, PolicySource::File(f) if *f == policy) {
                 Some("it is policy.file, your own policy".to_string())
             } else {
@@ -719,7 +720,7 @@ pub fn plan_remove(s: &Settings, o: &crate::observe::ForRemoval, keep_policy: bo
             Removal {
                 path: dropin_path,
                 purpose: "systemd drop-in (the vendor command line runs again)",
-                current: text,
+                current: text.clone(),
                 best_effort: false,
             },
         );
@@ -732,7 +733,8 @@ pub fn plan_remove(s: &Settings, o: &crate::observe::ForRemoval, keep_policy: bo
             best_effort: true,
         });
     }
-    let actions = if removals.first().is_some_and(|r| !r.best_effort) {
+    // Only the drop-in changes what systemd runs.
+    let actions = if dropin_text.is_some() {
         vec![
             Action::DaemonReload,
             Action::Restart {

@@ -156,6 +156,24 @@ impl Node {
         }
     }
 
+    /// `base` after the unit failed: main PID 0.
+    fn failed(&self, base: UnitStatus) -> UnitStatus {
+        UnitStatus {
+            active_state: "failed".into(),
+            sub_state: "failed".into(),
+            main_pid: 0,
+            ..base
+        }
+    }
+
+    /// `base` running again under a new main PID.
+    fn back(&self, base: UnitStatus) -> UnitStatus {
+        UnitStatus {
+            main_pid: NEW_PID + 1,
+            ..base
+        }
+    }
+
     fn apply(&self, sd: &mut Fake, no_restart: bool) -> Report {
         apply::execute(
             &self.root,
@@ -308,10 +326,7 @@ fn an_inactive_unit_is_not_started() {
 #[test]
 fn a_failed_restart_job_restarts_the_previous_configuration() {
     let Some(n) = Node::new("") else { return };
-    let back = UnitStatus {
-        main_pid: NEW_PID + 1,
-        ..n.before()
-    };
+    let back = n.back(n.before());
     let mut sd = fake(vec![Ok(n.before()), Ok(n.reloaded()), Ok(back)]);
     sd.restarts = vec![Ok("failed")].into();
     let r = n.apply(&mut sd, false);
@@ -345,16 +360,8 @@ fn a_failed_restart_job_restarts_the_previous_configuration() {
 fn an_apiserver_that_does_not_come_back_is_restarted_on_the_old_files() {
     let Some(n) = Node::new("") else { return };
     // After the restart: the unit failed (main PID 0).
-    let failed = UnitStatus {
-        active_state: "failed".into(),
-        sub_state: "failed".into(),
-        main_pid: 0,
-        ..n.reloaded()
-    };
-    let back = UnitStatus {
-        main_pid: NEW_PID + 1,
-        ..n.before()
-    };
+    let failed = n.failed(n.reloaded());
+    let back = n.back(n.before());
     let mut sd = fake(vec![Ok(n.before()), Ok(n.reloaded()), Ok(failed), Ok(back)]);
     let r = n.apply(&mut sd, false);
     assert_eq!(r.failed_step.as_deref(), Some("verify"));
@@ -378,12 +385,7 @@ fn an_apiserver_that_does_not_come_back_is_restarted_on_the_old_files() {
 #[test]
 fn a_rollback_that_cannot_restart_says_so() {
     let Some(n) = Node::new("") else { return };
-    let failed = UnitStatus {
-        active_state: "failed".into(),
-        sub_state: "failed".into(),
-        main_pid: 0,
-        ..n.reloaded()
-    };
+    let failed = n.failed(n.reloaded());
     let mut sd = fake(vec![Ok(n.before()), Ok(n.reloaded()), Ok(failed)]);
     sd.restarts = vec![Ok("done"), Ok("failed")].into();
     let r = n.apply(&mut sd, false);
@@ -532,16 +534,8 @@ fn remove_gives_the_vendor_command_line_back() {
 fn remove_onto_a_failing_vendor_command_line_puts_the_files_back() {
     let Some(n) = Node::new("") else { return };
     let (o, p) = applied(&n);
-    let failed = UnitStatus {
-        active_state: "failed".into(),
-        sub_state: "failed".into(),
-        main_pid: 0,
-        ..n.before()
-    };
-    let back = UnitStatus {
-        main_pid: NEW_PID + 1,
-        ..n.reloaded()
-    };
+    let failed = n.failed(n.before());
+    let back = n.back(n.reloaded());
     // status: before; after the reload; the settle after the restart (failed);
     // then the rollback's settle.
     let mut sd = fake(vec![Ok(n.reloaded()), Ok(n.before()), Ok(failed), Ok(back)]);
