@@ -189,9 +189,164 @@ log_fs_free_inodes with the free-space thresholds, restarts), then one line per 
         #[arg(long)]
         probe: bool,
     },
+    /// Answer an audit log's questions: who read Secrets, who exec'd into
+    /// pods, who changed RBAC, what was denied, what one user did. Reads the
+    /// log the configuration names (the drop-in's --audit-log-path when
+    /// kaudit-node's drop-in is installed) and every backup of it, from the
+    /// apiserver (audit-<time>.log[.gz]) and from logrotate
+    /// (audit.log-<date>[.gz]), gzip included, merged in time order.
+    ///
+    /// Filters combine with AND; a filter given twice matches either value.
+    /// Each named question is the jq expression it replaces:
+    ///
+    ///   --secrets    select(.objectRef.resource=="secrets")
+    ///
+    ///   --exec       select(.objectRef.resource=="pods" and
+    ///                (.objectRef.subresource|IN("exec","attach","portforward")))
+    ///
+    ///   --rbac       select(.objectRef.apiGroup=="rbac.authorization.k8s.io" and
+    ///                (.verb|IN("create","update","patch","delete","deletecollection")))
+    ///
+    ///   --denied     select(.responseStatus.code|IN(401,403))
+    ///
+    ///   --anonymous  select(.user.username=="system:anonymous")
+    ///
+    /// Torn lines (a rotation cut), NUL runs (a copytruncate) and lines that
+    /// are not audit events are skipped and counted on standard error (in
+    /// the trailer with --format json). Exit 0 when every file was read
+    /// (matches or not), 66 when there is no log, 74 when a file could not
+    /// be read (it is named; the others are still read).
+    #[command(
+        after_help = "Times are each event's stageTimestamp (when it was written), in UTC.\n\
+Examples:\n  kaudit-node events --secrets --since 1h\n  kaudit-node events --denied --by user\n  \
+kaudit-node events --user alice --since 2026-12-02T05:00:00Z --until 2026-12-02T06:00:00Z\n  \
+kaudit-node events --exec --follow\n  kaudit-node events --file audit.log --file audit-old.log.gz --rbac --count"
+    )]
+    Events(Box<EventsArgs>),
     /// Audit policies: validate a file, or print a built-in preset.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Read these files (plain or gzip) instead of the configured log and
+    /// its backups; repeat for several.
+    #[arg(long, value_name = "PATH")]
+    pub file: Vec<PathBuf>,
+    /// Events written at or after T: RFC 3339 (2026-12-02T05:00:00Z, or with
+    /// an offset) or a Go duration ago (90s, 15m, 2h).
+    #[arg(long, value_name = "T", help_heading = "Filters")]
+    pub since: Option<String>,
+    /// Events written before T (same forms as --since).
+    #[arg(long, value_name = "T", help_heading = "Filters")]
+    pub until: Option<String>,
+    /// user.username matches GLOB (`*`, `?`, `[...]`); the user is who
+    /// authenticated, also when they impersonated someone.
+    /// jq: select(.user.username=="alice")
+    #[arg(long, value_name = "GLOB", help_heading = "Filters")]
+    pub user: Vec<String>,
+    /// One of user.groups is NAME. jq: select(.user.groups|index("NAME"))
+    #[arg(long, value_name = "NAME", help_heading = "Filters")]
+    pub group: Vec<String>,
+    /// The verb (get, list, watch, create, update, patch, delete,
+    /// deletecollection). jq: select(.verb=="delete")
+    #[arg(
+        long,
+        value_name = "VERB",
+        value_delimiter = ',',
+        help_heading = "Filters"
+    )]
+    pub verb: Vec<String>,
+    /// [group/]resource[/subresource]: `secrets`, `pods/exec`,
+    /// `apps/deployments`, `rbac.authorization.k8s.io/clusterrolebindings`;
+    /// without a group, any group. jq: select(.objectRef.resource=="secrets")
+    #[arg(long, value_name = "RES", help_heading = "Filters")]
+    pub resource: Vec<String>,
+    /// objectRef.namespace. jq: select(.objectRef.namespace=="prod")
+    #[arg(long, value_name = "NS", help_heading = "Filters")]
+    pub namespace: Vec<String>,
+    /// objectRef.name. jq: select(.objectRef.name=="web-1")
+    #[arg(long, value_name = "NAME", help_heading = "Filters")]
+    pub name: Vec<String>,
+    /// responseStatus.code: exact (403) or a class (4xx).
+    /// jq: select(.responseStatus.code>=400 and .responseStatus.code<500)
+    #[arg(
+        long,
+        value_name = "CODE",
+        value_delimiter = ',',
+        help_heading = "Filters"
+    )]
+    pub code: Vec<String>,
+    /// The level: Metadata, Request or RequestResponse.
+    #[arg(long, value_name = "LEVEL", help_heading = "Filters")]
+    pub level: Vec<String>,
+    /// The stage: RequestReceived, ResponseStarted, ResponseComplete or Panic.
+    #[arg(long, value_name = "STAGE", help_heading = "Filters")]
+    pub stage: Vec<String>,
+    /// One of sourceIPs is IP. jq: select(.sourceIPs|index("10.0.0.5"))
+    #[arg(long, value_name = "IP", help_heading = "Filters")]
+    pub source_ip: Vec<String>,
+    /// userAgent matches GLOB (`kubectl/*`).
+    #[arg(long, value_name = "GLOB", help_heading = "Filters")]
+    pub user_agent: Vec<String>,
+    /// Any verb on Secrets.
+    #[arg(long, help_heading = "Questions")]
+    pub secrets: bool,
+    /// pods/exec, pods/attach and pods/portforward.
+    #[arg(long, help_heading = "Questions")]
+    pub exec: bool,
+    /// Writes (create, update, patch, delete, deletecollection) to
+    /// rbac.authorization.k8s.io.
+    #[arg(long, help_heading = "Questions")]
+    pub rbac: bool,
+    /// Denied: responseStatus.code 401 or 403.
+    #[arg(long, help_heading = "Questions")]
+    pub denied: bool,
+    /// Requests as system:anonymous.
+    #[arg(long, help_heading = "Questions")]
+    pub anonymous: bool,
+    /// text: one line an event (time, user and whom they impersonated, verb,
+    /// resource, namespace/name, code, latency); json: the event lines as
+    /// written, untouched, then one trailer object
+    /// ({"kind":"kaudit-node.Summary",...}).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, help_heading = "Output")]
+    pub format: OutputFormat,
+    /// Print only the number of matching events.
+    #[arg(long, conflicts_with_all = ["by", "follow"], help_heading = "Output")]
+    pub count: bool,
+    /// Count matching events by FIELD: a table, largest first.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FIELD",
+        conflicts_with = "follow",
+        help_heading = "Output"
+    )]
+    pub by: Option<ByField>,
+    /// Keep reading the live log as it grows, across rotations (a rename by
+    /// the apiserver, a truncate by logrotate's copytruncate), like
+    /// `tail -F`, until interrupted. Shows earlier events only with --since.
+    #[arg(long, conflicts_with = "file", help_heading = "Output")]
+    pub follow: bool,
+}
+
+/// What `events --by` counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ByField {
+    /// user.username ("(none)" for a failed authentication).
+    User,
+    Verb,
+    /// [group/]resource[/subresource], or the path of a non-resource request.
+    Resource,
+    /// responseStatus.code.
+    Code,
+    /// objectRef.namespace ("(none)" for cluster-scoped requests).
+    Namespace,
+    /// The first of sourceIPs.
+    SourceIp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

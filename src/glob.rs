@@ -179,14 +179,26 @@ pub fn matches_some_name(pattern: &str, dir: &str, name: &[Vec<u8>]) -> bool {
         };
         dirs.len() == names.len()
             && dirs.iter().zip(&names).all(|(part, n)| component(part, n))
-            && component_sets(last, name)
+            && component_sets(last, name, true)
     })
 }
 
 /// One component against one name.
 fn component(toks: &[Token], name: &[u8]) -> bool {
     let sets: Vec<Vec<u8>> = name.iter().map(|c| vec![*c]).collect();
-    component_sets(toks, &sets)
+    component_sets(toks, &sets, true)
+}
+
+/// Whether `pattern` matches all of `text`, as fnmatch(3) with no flags
+/// matches it: `*` and `?` match a `/` and a leading `.` too, and braces are
+/// literal. For names that are not paths (`kaudit-node events --user`,
+/// where `system:serviceaccount:*` and an OIDC issuer URL are both common).
+pub fn matches_text(pattern: &str, text: &str) -> bool {
+    if pattern.len() > MAX_PATTERN {
+        return pattern == text;
+    }
+    let sets: Vec<Vec<u8>> = text.bytes().map(|c| vec![c]).collect();
+    component_sets(&tokens(pattern.as_bytes()), &sets, false)
 }
 
 /// One component: "the tokens from `t` match some name from `si`", for
@@ -194,10 +206,13 @@ fn component(toks: &[Token], name: &[u8]) -> bool {
 /// however many `*` there are (trying every split of every `*` in turn is
 /// exponential in them), in two rows of memory. Each position of the name
 /// is a set of bytes it may hold (one byte for a plain name).
-fn component_sets(toks: &[Token], name: &[Vec<u8>]) -> bool {
+/// `path`: a path component, where wildcards match no leading `.` and no
+/// class matches a `/` (glob(3)); otherwise any text (fnmatch without flags).
+fn component_sets(toks: &[Token], name: &[Vec<u8>], path: bool) -> bool {
     // Wildcards never match a `.` that starts a name: only a literal `.`.
     let mut name = name.to_vec();
-    if !matches!(toks.first(), Some(Token::Byte(b'.')))
+    if path
+        && !matches!(toks.first(), Some(Token::Byte(b'.')))
         && let Some(first) = name.first_mut()
     {
         first.retain(|c| *c != b'.');
@@ -220,9 +235,9 @@ fn component_sets(toks: &[Token], name: &[Vec<u8>]) -> bool {
                 Token::Any => !set.is_empty() && next[si + 1],
                 Token::Class(class_text) => {
                     next[si + 1]
-                        && set
-                            .iter()
-                            .any(|c| class(class_text, Some(*c)).is_some_and(|(hit, _)| hit))
+                        && set.iter().any(|c| {
+                            class_in(class_text, Some(*c), path).is_some_and(|(hit, _)| hit)
+                        })
                 }
                 Token::Byte(b) => set.contains(b) && next[si + 1],
             };
@@ -235,6 +250,12 @@ fn component_sets(toks: &[Token], name: &[Vec<u8>]) -> bool {
 /// A bracket expression at the start of `p`: whether `c` is in it, and its
 /// length; `None` when it is not closed. Never matches `/`.
 fn class(p: &[u8], c: Option<u8>) -> Option<(bool, usize)> {
+    class_in(p, c, true)
+}
+
+/// [`class`], where `pathname` says that no class matches a `/`
+/// (`FNM_PATHNAME`).
+fn class_in(p: &[u8], c: Option<u8>, pathname: bool) -> Option<(bool, usize)> {
     let mut i = 1;
     let negate = matches!(p.get(i), Some(b'!') | Some(b'^'));
     if negate {
@@ -280,7 +301,7 @@ fn class(p: &[u8], c: Option<u8>) -> Option<(bool, usize)> {
             found = true;
         }
     }
-    let hit = c.is_some_and(|c| c != b'/') && (found != negate);
+    let hit = c.is_some_and(|c| !pathname || c != b'/') && (found != negate);
     Some((hit, i + 1))
 }
 
@@ -647,6 +668,38 @@ mod tests {
             (pairs + quirks + skipped * 1_555, skipped, quirks),
             (2_955 * 1_555, 66, 8)
         );
+    }
+
+    /// `matches_text` against fnmatch(3) without flags, on the same kind
+    /// of generated cases: `*` crosses `/` and matches a leading `.`.
+    #[test]
+    fn text_matching_agrees_with_glibc_fnmatch_without_flags() {
+        let patterns = strings(
+            &[
+                "a", ".", "/", "*", "?", "[a-b]", "[!a]", "[/]", "[", "\\", ":",
+            ],
+            3,
+        );
+        let texts = strings(&["a", "b", ".", "/", ":"], 4);
+        let (mut pairs, mut skipped) = (0, 0);
+        for p in &patterns {
+            if posix_form_in_bracket(p.as_bytes()) {
+                skipped += 1;
+                continue;
+            }
+            for t in &texts {
+                let glibc = fnmatch_flags(p, t, 0);
+                assert_eq!(matches_text(p, t), glibc, "pattern {p:?}, text {t:?}");
+                pairs += 1;
+            }
+        }
+        assert!(pairs > 500_000, "{pairs} pairs, {skipped} skipped");
+        assert!(matches_text(
+            "system:serviceaccount:*",
+            "system:serviceaccount:kube-system:x"
+        ));
+        assert!(matches_text("https://*#*", "https://issuer.example/#alice"));
+        assert!(!matches_text("alice", "alice2"));
     }
 
     /// glibc's one difference on well-formed patterns: after a `*` and a

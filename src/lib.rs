@@ -23,6 +23,7 @@ pub mod config;
 pub mod dropin;
 pub mod effects;
 pub mod error;
+pub mod events;
 pub mod failpoint;
 pub mod flags;
 pub mod glob;

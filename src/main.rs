@@ -9,7 +9,7 @@ use kaudit_node::cli::{CheckFormat, Cli, Command, NodeArgs, OutputFormat, Policy
 use kaudit_node::error::{Error, ExitCode, Result};
 use kaudit_node::policy::{self, Preset};
 use kaudit_node::root::Root;
-use kaudit_node::{apply, config, lock, logging, observe, plan, report, systemd};
+use kaudit_node::{apply, config, events, lock, logging, observe, plan, report, systemd};
 
 fn main() -> ProcessExit {
     let cli = Cli::try_parse().unwrap_or_else(|e| {
@@ -249,6 +249,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             },
             probe,
         )),
+        Command::Events(a) => run_events(&a),
         Command::Policy(PolicyCommand::Show { preset }) => {
             out(preset.text())?;
             Ok(ExitCode::Ok)
@@ -313,6 +314,22 @@ fn run_check(
         state = check::State::Unknown;
     }
     state.exit()
+}
+
+/// `events`: the query checked first, then the files (the `--file`s, or
+/// the log the node writes and its backups), then the answer on stdout.
+fn run_events(a: &kaudit_node::cli::EventsArgs) -> Result<ExitCode> {
+    let filter = events::selection(a)?;
+    let live = if a.file.is_empty() {
+        require_root_dir(&a.node)?;
+        let s = settings(&a.node)?;
+        Some(events::live_log(&Root::new(&a.node.root), &s)?)
+    } else {
+        None
+    };
+    let paths = events::sources(a, live.as_deref())?;
+    let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    events::run(a, &filter, &paths, &mut stdout, &mut std::io::stderr())
 }
 
 /// A plan, as `plan` prints it (and `apply --dry-run`, `remove --dry-run`).
