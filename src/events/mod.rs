@@ -35,6 +35,10 @@ use filter::Filter;
 use render::{Summary, Unreadable};
 use source::{Line, Skipped};
 
+/// Events held back to put a file's slightly out-of-order lines in time
+/// order: an event is printed once this many later ones have been read.
+const REORDER_WINDOW: usize = 4096;
+
 /// How often `--follow` looks for new lines and rotations when idle.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
@@ -376,7 +380,8 @@ fn render_event(bytes: &[u8], e: &Event, format: OutputFormat) -> Vec<u8> {
 }
 
 /// The selected events of every file, merged by stageTimestamp (files
-/// that overlap in time interleave; a tie goes to the earlier file).
+/// that overlap in time interleave; a tie keeps the order read), through
+/// a [`REORDER_WINDOW`].
 fn emit(
     paths: &[PathBuf],
     filter: &Filter,
@@ -408,6 +413,11 @@ fn emit(
             }),
         }
     }
+    // A file's lines are in write order, which is not quite time order
+    // (a request that began earlier can finish a little later): a window
+    // of the latest events puts them in order before they are printed.
+    let mut window = std::collections::BinaryHeap::new();
+    let mut seq = 0u64;
     loop {
         let next = streams
             .iter()
@@ -417,8 +427,14 @@ fn emit(
             .map(|(_, i)| i);
         let Some(i) = next else { break };
         let s = &mut streams[i];
-        let (_, bytes) = s.head.take().expect("the chosen stream has a head");
-        out.write_all(&bytes)?;
+        let (ts, bytes) = s.head.take().expect("the chosen stream has a head");
+        window.push(std::cmp::Reverse((ts, seq, bytes)));
+        seq += 1;
+        if window.len() > REORDER_WINDOW
+            && let Some(std::cmp::Reverse((_, _, bytes))) = window.pop()
+        {
+            out.write_all(&bytes)?;
+        }
         summary.matched += 1;
         if let Err(e) = s.advance(filter, format, &mut summary.skipped) {
             summary.unreadable.push(Unreadable {
@@ -427,6 +443,9 @@ fn emit(
             });
             s.head = None;
         }
+    }
+    while let Some(std::cmp::Reverse((_, _, bytes))) = window.pop() {
+        out.write_all(&bytes)?;
     }
     Ok(())
 }
