@@ -28,7 +28,8 @@ use crate::policy::Preset;
 75 another run holds the lock, 77 permission denied or an untrusted input, \
 78 invalid configuration (or one the node's release cannot run).\n\
 apply --detailed-exitcodes: 0 no change, 2 changed, 4 failed, 6 failed with changes.\n\
-check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n\nSee kaudit-node(8) and kaudit-node.toml(5)."
+check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.\n\
+events: 0 every file read, 66 no log, 74 a file could not be read.\n\nSee kaudit-node(8) and kaudit-node.toml(5)."
 )]
 pub struct Cli {
     /// More log output (-v debug, -vv trace); or set KAUDIT_NODE_LOG.
@@ -238,98 +239,82 @@ pub struct EventsArgs {
     pub file: Vec<PathBuf>,
     /// Events written at or after T: RFC 3339 (2026-12-02T05:00:00Z, or with
     /// an offset) or a Go duration ago (90s, 15m, 2h).
-    #[arg(long, value_name = "T", help_heading = "Filters")]
+    #[arg(long, value_name = "T")]
     pub since: Option<String>,
     /// Events written before T (same forms as --since).
-    #[arg(long, value_name = "T", help_heading = "Filters")]
+    #[arg(long, value_name = "T")]
     pub until: Option<String>,
     /// user.username matches GLOB (`*`, `?`, `[...]`); the user is who
     /// authenticated, also when they impersonated someone.
     /// jq: select(.user.username=="alice")
-    #[arg(long, value_name = "GLOB", help_heading = "Filters")]
+    #[arg(long, value_name = "GLOB")]
     pub user: Vec<String>,
     /// One of user.groups is NAME. jq: select(.user.groups|index("NAME"))
-    #[arg(long, value_name = "NAME", help_heading = "Filters")]
+    #[arg(long, value_name = "NAME")]
     pub group: Vec<String>,
     /// The verb (get, list, watch, create, update, patch, delete,
     /// deletecollection). jq: select(.verb=="delete")
-    #[arg(
-        long,
-        value_name = "VERB",
-        value_delimiter = ',',
-        help_heading = "Filters"
-    )]
+    #[arg(long, value_name = "VERB", value_delimiter = ',')]
     pub verb: Vec<String>,
     /// [group/]resource[/subresource]: `secrets`, `pods/exec`,
     /// `apps/deployments`, `rbac.authorization.k8s.io/clusterrolebindings`;
     /// without a group, any group. jq: select(.objectRef.resource=="secrets")
-    #[arg(long, value_name = "RES", help_heading = "Filters")]
+    #[arg(long, value_name = "RES")]
     pub resource: Vec<String>,
     /// objectRef.namespace. jq: select(.objectRef.namespace=="prod")
-    #[arg(long, value_name = "NS", help_heading = "Filters")]
+    #[arg(long, value_name = "NS")]
     pub namespace: Vec<String>,
     /// objectRef.name. jq: select(.objectRef.name=="web-1")
-    #[arg(long, value_name = "NAME", help_heading = "Filters")]
+    #[arg(long, value_name = "NAME")]
     pub name: Vec<String>,
     /// responseStatus.code: exact (403) or a class (4xx).
     /// jq: select(.responseStatus.code>=400 and .responseStatus.code<500)
-    #[arg(
-        long,
-        value_name = "CODE",
-        value_delimiter = ',',
-        help_heading = "Filters"
-    )]
+    #[arg(long, value_name = "CODE", value_delimiter = ',')]
     pub code: Vec<String>,
     /// The level: Metadata, Request or RequestResponse.
-    #[arg(long, value_name = "LEVEL", help_heading = "Filters")]
+    #[arg(long, value_name = "LEVEL")]
     pub level: Vec<String>,
     /// The stage: RequestReceived, ResponseStarted, ResponseComplete or Panic.
-    #[arg(long, value_name = "STAGE", help_heading = "Filters")]
+    #[arg(long, value_name = "STAGE")]
     pub stage: Vec<String>,
     /// One of sourceIPs is IP. jq: select(.sourceIPs|index("10.0.0.5"))
-    #[arg(long, value_name = "IP", help_heading = "Filters")]
+    #[arg(long, value_name = "IP")]
     pub source_ip: Vec<String>,
     /// userAgent matches GLOB (`kubectl/*`).
-    #[arg(long, value_name = "GLOB", help_heading = "Filters")]
+    #[arg(long, value_name = "GLOB")]
     pub user_agent: Vec<String>,
     /// Any verb on Secrets.
-    #[arg(long, help_heading = "Questions")]
+    #[arg(long)]
     pub secrets: bool,
     /// pods/exec, pods/attach and pods/portforward.
-    #[arg(long, help_heading = "Questions")]
+    #[arg(long)]
     pub exec: bool,
     /// Writes (create, update, patch, delete, deletecollection) to
     /// rbac.authorization.k8s.io.
-    #[arg(long, help_heading = "Questions")]
+    #[arg(long)]
     pub rbac: bool,
     /// Denied: responseStatus.code 401 or 403.
-    #[arg(long, help_heading = "Questions")]
+    #[arg(long)]
     pub denied: bool,
     /// Requests as system:anonymous.
-    #[arg(long, help_heading = "Questions")]
+    #[arg(long)]
     pub anonymous: bool,
     /// text: one line an event (time, user and whom they impersonated, verb,
     /// resource, namespace/name, code, latency); json: the event lines as
     /// written, untouched, then one trailer object
     /// ({"kind":"kaudit-node.Summary",...}).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text, help_heading = "Output")]
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
     /// Print only the number of matching events.
-    #[arg(long, conflicts_with_all = ["by", "follow"], help_heading = "Output")]
+    #[arg(long, conflicts_with_all = ["by", "follow"])]
     pub count: bool,
     /// Count matching events by FIELD: a table, largest first.
-    #[arg(
-        long,
-        value_enum,
-        value_name = "FIELD",
-        conflicts_with = "follow",
-        help_heading = "Output"
-    )]
+    #[arg(long, value_enum, value_name = "FIELD", conflicts_with = "follow")]
     pub by: Option<ByField>,
     /// Keep reading the live log as it grows, across rotations (a rename by
     /// the apiserver, a truncate by logrotate's copytruncate), like
     /// `tail -F`, until interrupted. Shows earlier events only with --since.
-    #[arg(long, conflicts_with = "file", help_heading = "Output")]
+    #[arg(long, conflicts_with = "file")]
     pub follow: bool,
 }
 
