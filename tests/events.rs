@@ -447,3 +447,86 @@ fn golden(name: &str, got: &str) {
         .unwrap_or_else(|e| panic!("{}: {e} (KAUDIT_BLESS=1 writes it)", path.display()));
     assert_eq!(got, want, "{name} differs from its golden file");
 }
+
+/// `--follow` on a log that is renamed away (the apiserver's rotation) and
+/// then emptied in place (copytruncate): every line appended after it
+/// started is printed once, in order, and nothing from before.
+#[test]
+fn follow_reads_across_a_rename_and_a_truncate() {
+    use std::io::{BufRead, BufReader};
+    let t = tempfile::tempdir().unwrap();
+    let live = t.path().join("audit.log");
+    let cfg = t.path().join("config.toml");
+    std::fs::write(&cfg, format!("[log]\npath = \"{}\"\n", live.display())).unwrap();
+    let real: Vec<String> = std::fs::read_to_string(data().join("audit.log"))
+        .unwrap()
+        .lines()
+        .take(40)
+        .map(str::to_string)
+        .collect();
+    let append = |lines: &[String]| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&live)
+            .unwrap();
+        for l in lines {
+            writeln!(f, "{l}").unwrap();
+        }
+    };
+    append(&real[..5]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaudit-node"))
+        .args([
+            "events",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--follow",
+            "--format",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A follower that stops printing must fail the test, not hang it.
+    let (done, timeout) = std::sync::mpsc::channel::<()>();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let watchdog = std::thread::spawn(move || {
+        if timeout
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .is_err()
+        {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    });
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || {
+        out.next()
+            .expect("the follower printed nothing for 30 s")
+            .unwrap()
+    };
+    // The follower starts at the end: wait until it has seen a new line.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    append(&real[5..10]);
+    let mut seen: Vec<String> = (5..10).map(|_| next()).collect();
+    // Rotation by rename: the last lines of the old file, then a new one.
+    append(&real[10..12]);
+    std::fs::rename(&live, t.path().join("audit-2026-12-02T05-10-58.190.log")).unwrap();
+    append(&real[12..20]);
+    seen.extend((10..20).map(|_| next()));
+    // Rotation by copytruncate: the file emptied in place, then written.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    append(&real[20..23]);
+    seen.extend((20..23).map(|_| next()));
+    let _ = done.send(());
+    watchdog.join().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen, real[5..23]);
+}
