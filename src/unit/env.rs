@@ -42,183 +42,20 @@ fn is_newline(b: u8) -> bool {
 
 /// Parses an environment file. Returns the assignments in file order and
 /// warnings (`line`, message) for what systemd drops.
+///
+/// A port of systemd's `parse_env_file_internal` state machine (one byte at
+/// a time, its states and its whitespace rules), since which values a unit
+/// gets must be exactly systemd's.
 pub(crate) fn parse_env_file(text: &[u8]) -> (Vec<EnvVar>, Vec<(usize, String)>) {
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum S {
-        PreKey,
-        Key,
-        PreValue,
-        Value,
-        ValueEscape,
-        SingleQuote,
-        DoubleQuote,
-        DoubleQuoteEscape,
-        Comment,
-        CommentEscape,
-    }
-    let ws = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
-    let mut out = Vec::new();
-    let mut warnings = Vec::new();
-    let mut state = S::PreKey;
-    let mut key: Vec<u8> = Vec::new();
-    let mut value: Vec<u8> = Vec::new();
-    let mut last_key_ws: Option<usize> = None;
-    let mut last_value_ws: Option<usize> = None;
-    let mut line = 1usize;
-    let mut key_line = 1usize;
-
-    let mut push = |key: &mut Vec<u8>,
-                    value: &mut Vec<u8>,
-                    last_key_ws: Option<usize>,
-                    key_line: usize,
-                    state: S,
-                    last_value_ws: Option<usize>| {
-        if state == S::Value
-            && let Some(n) = last_value_ws
-        {
-            value.truncate(n);
-        }
-        if let Some(n) = last_key_ws {
-            key.truncate(n);
-        }
-        let k = String::from_utf8(std::mem::take(key));
-        let v = String::from_utf8(std::mem::take(value));
-        match (k, v) {
-            (Ok(k), Ok(v)) if env_name_is_valid(&k) => out.push(EnvVar {
-                key: k,
-                value: v,
-                line: key_line,
-            }),
-            (Ok(k), Ok(_)) => warnings.push((
-                key_line,
-                format!("{k:?} is not a valid variable name, ignored by systemd"),
-            )),
-            _ => warnings.push((
-                key_line,
-                "invalid UTF-8: systemd refuses to load this file".to_string(),
-            )),
-        }
-    };
-
+    let mut p = EnvParser::default();
     for &c in text {
-        match state {
-            S::PreKey => {
-                if c == b'#' || c == b';' {
-                    state = S::Comment;
-                } else if !ws(c) {
-                    state = S::Key;
-                    last_key_ws = None;
-                    key_line = line;
-                    key.push(c);
-                }
-            }
-            S::Key => {
-                if is_newline(c) {
-                    state = S::PreKey;
-                    key.clear();
-                } else if c == b'=' {
-                    state = S::PreValue;
-                    last_value_ws = None;
-                } else {
-                    if !ws(c) {
-                        last_key_ws = None;
-                    } else if last_key_ws.is_none() {
-                        last_key_ws = Some(key.len());
-                    }
-                    key.push(c);
-                }
-            }
-            S::PreValue => {
-                if is_newline(c) {
-                    state = S::PreKey;
-                    push(
-                        &mut key,
-                        &mut value,
-                        last_key_ws,
-                        key_line,
-                        S::PreValue,
-                        last_value_ws,
-                    );
-                } else if c == b'\'' {
-                    state = S::SingleQuote;
-                } else if c == b'"' {
-                    state = S::DoubleQuote;
-                } else if c == b'\\' {
-                    state = S::ValueEscape;
-                } else if !ws(c) {
-                    state = S::Value;
-                    value.push(c);
-                }
-            }
-            S::Value => {
-                if is_newline(c) {
-                    state = S::PreKey;
-                    push(
-                        &mut key,
-                        &mut value,
-                        last_key_ws,
-                        key_line,
-                        S::Value,
-                        last_value_ws,
-                    );
-                } else if c == b'\\' {
-                    state = S::ValueEscape;
-                    last_value_ws = None;
-                } else {
-                    if !ws(c) {
-                        last_value_ws = None;
-                    } else if last_value_ws.is_none() {
-                        last_value_ws = Some(value.len());
-                    }
-                    value.push(c);
-                }
-            }
-            S::ValueEscape => {
-                state = S::Value;
-                if !is_newline(c) {
-                    value.push(c);
-                }
-            }
-            S::SingleQuote => {
-                if c == b'\'' {
-                    state = S::PreValue;
-                } else {
-                    value.push(c);
-                }
-            }
-            S::DoubleQuote => {
-                if c == b'"' {
-                    state = S::PreValue;
-                } else if c == b'\\' {
-                    state = S::DoubleQuoteEscape;
-                } else {
-                    value.push(c);
-                }
-            }
-            S::DoubleQuoteEscape => {
-                state = S::DoubleQuote;
-                if matches!(c, b'"' | b'\\' | b'`' | b'$') {
-                    value.push(c);
-                } else if c != b'\n' {
-                    value.push(b'\\');
-                    value.push(c);
-                }
-            }
-            S::Comment => {
-                if c == b'\\' {
-                    state = S::CommentEscape;
-                } else if is_newline(c) {
-                    state = S::PreKey;
-                }
-            }
-            S::CommentEscape => state = S::Comment,
-        }
+        p.step(c);
         if c == b'\n' {
-            line += 1;
+            p.line += 1;
         }
     }
     if matches!(
-        state,
+        p.state,
         S::PreValue
             | S::Value
             | S::ValueEscape
@@ -226,16 +63,190 @@ pub(crate) fn parse_env_file(text: &[u8]) -> (Vec<EnvVar>, Vec<(usize, String)>)
             | S::DoubleQuote
             | S::DoubleQuoteEscape
     ) {
-        push(
-            &mut key,
-            &mut value,
-            last_key_ws,
-            key_line,
-            state,
-            last_value_ws,
-        );
+        p.push();
     }
-    (out, warnings)
+    (p.out, p.warnings)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+enum S {
+    #[default]
+    PreKey,
+    Key,
+    PreValue,
+    Value,
+    ValueEscape,
+    SingleQuote,
+    DoubleQuote,
+    DoubleQuoteEscape,
+    Comment,
+    CommentEscape,
+}
+
+fn ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// The parser's state between bytes: the key and value so far, where their
+/// trailing whitespace starts, and the lines.
+struct EnvParser {
+    out: Vec<EnvVar>,
+    warnings: Vec<(usize, String)>,
+    state: S,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    last_key_ws: Option<usize>,
+    last_value_ws: Option<usize>,
+    line: usize,
+    key_line: usize,
+}
+
+impl Default for EnvParser {
+    fn default() -> Self {
+        EnvParser {
+            out: Vec::new(),
+            warnings: Vec::new(),
+            state: S::PreKey,
+            key: Vec::new(),
+            value: Vec::new(),
+            last_key_ws: None,
+            last_value_ws: None,
+            line: 1,
+            key_line: 1,
+        }
+    }
+}
+
+impl EnvParser {
+    /// The assignment read so far, kept when its name is valid.
+    fn push(&mut self) {
+        if self.state == S::Value
+            && let Some(n) = self.last_value_ws
+        {
+            self.value.truncate(n);
+        }
+        if let Some(n) = self.last_key_ws {
+            self.key.truncate(n);
+        }
+        let k = String::from_utf8(std::mem::take(&mut self.key));
+        let v = String::from_utf8(std::mem::take(&mut self.value));
+        match (k, v) {
+            (Ok(k), Ok(v)) if env_name_is_valid(&k) => self.out.push(EnvVar {
+                key: k,
+                value: v,
+                line: self.key_line,
+            }),
+            (Ok(k), Ok(_)) => self.warnings.push((
+                self.key_line,
+                format!("{k:?} is not a valid variable name, ignored by systemd"),
+            )),
+            _ => self.warnings.push((
+                self.key_line,
+                "invalid UTF-8: systemd refuses to load this file".to_string(),
+            )),
+        }
+    }
+
+    fn step(&mut self, c: u8) {
+        match self.state {
+            S::PreKey => {
+                if c == b'#' || c == b';' {
+                    self.state = S::Comment;
+                } else if !ws(c) {
+                    self.state = S::Key;
+                    self.last_key_ws = None;
+                    self.key_line = self.line;
+                    self.key.push(c);
+                }
+            }
+            S::Key => {
+                if is_newline(c) {
+                    self.state = S::PreKey;
+                    self.key.clear();
+                } else if c == b'=' {
+                    self.state = S::PreValue;
+                    self.last_value_ws = None;
+                } else {
+                    if !ws(c) {
+                        self.last_key_ws = None;
+                    } else if self.last_key_ws.is_none() {
+                        self.last_key_ws = Some(self.key.len());
+                    }
+                    self.key.push(c);
+                }
+            }
+            S::PreValue => {
+                if is_newline(c) {
+                    self.push();
+                    self.state = S::PreKey;
+                } else if c == b'\'' {
+                    self.state = S::SingleQuote;
+                } else if c == b'"' {
+                    self.state = S::DoubleQuote;
+                } else if c == b'\\' {
+                    self.state = S::ValueEscape;
+                } else if !ws(c) {
+                    self.state = S::Value;
+                    self.value.push(c);
+                }
+            }
+            S::Value => {
+                if is_newline(c) {
+                    self.push();
+                    self.state = S::PreKey;
+                } else if c == b'\\' {
+                    self.state = S::ValueEscape;
+                    self.last_value_ws = None;
+                } else {
+                    if !ws(c) {
+                        self.last_value_ws = None;
+                    } else if self.last_value_ws.is_none() {
+                        self.last_value_ws = Some(self.value.len());
+                    }
+                    self.value.push(c);
+                }
+            }
+            S::ValueEscape => {
+                self.state = S::Value;
+                if !is_newline(c) {
+                    self.value.push(c);
+                }
+            }
+            S::SingleQuote => {
+                if c == b'\'' {
+                    self.state = S::PreValue;
+                } else {
+                    self.value.push(c);
+                }
+            }
+            S::DoubleQuote => {
+                if c == b'"' {
+                    self.state = S::PreValue;
+                } else if c == b'\\' {
+                    self.state = S::DoubleQuoteEscape;
+                } else {
+                    self.value.push(c);
+                }
+            }
+            S::DoubleQuoteEscape => {
+                self.state = S::DoubleQuote;
+                if matches!(c, b'"' | b'\\' | b'`' | b'$') {
+                    self.value.push(c);
+                } else if c != b'\n' {
+                    self.value.push(b'\\');
+                    self.value.push(c);
+                }
+            }
+            S::Comment => {
+                if c == b'\\' {
+                    self.state = S::CommentEscape;
+                } else if is_newline(c) {
+                    self.state = S::PreKey;
+                }
+            }
+            S::CommentEscape => self.state = S::Comment,
+        }
+    }
 }
 
 /// Splits a variable's value as `$VAR` expansion does
