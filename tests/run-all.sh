@@ -24,6 +24,7 @@ bash tests/system/apply.sh
 bash tests/system/apiserver.sh
 bash tests/system/proof.sh
 bash tests/system/check.sh
+bash tests/system/events.sh
 bash tests/system/faults.sh
 bash tests/system/badinput.sh
 # The same suite on a debootstrap bookworm root (static builds); the full

@@ -483,16 +483,7 @@ fn follow(
             let Some(i) = memchr::memrchr(b'\n', &pending) else {
                 continue;
             };
-            let mut text = Vec::new();
-            for l in pending[..i].split(|c| *c == b'\n') {
-                let line = Line {
-                    bytes: l,
-                    terminated: true,
-                };
-                if let Some((bytes, e)) = examine(line, filter, &mut skipped) {
-                    text.extend_from_slice(&render_event(bytes, &e, format));
-                }
-            }
+            let text = render_lines(&pending[..i], filter, format, &mut skipped);
             pending.drain(..=i);
             if let Err(e) = out.write_all(&text).and_then(|()| out.flush()) {
                 return broken_pipe_or(e);
@@ -507,8 +498,18 @@ fn follow(
         }
         match std::fs::metadata(live) {
             Ok(m) if m.ino() != *ino => draining = true,
-            // Emptied in place (copytruncate).
+            // Emptied in place (copytruncate). What was written after our
+            // last read and before the copy is in logrotate's copy: read
+            // it from there first.
             Ok(m) if m.len() < *pos => {
+                if let Some(rest) = copy_tail(live, *pos, &pending) {
+                    let end = memchr::memrchr(b'\n', &rest).map_or(0, |i| i + 1);
+                    let text =
+                        render_lines(&rest[..end.saturating_sub(1)], filter, format, &mut skipped);
+                    if let Err(e) = out.write_all(&text).and_then(|()| out.flush()) {
+                        return broken_pipe_or(e);
+                    }
+                }
                 file.seek(SeekFrom::Start(0))
                     .map_err(|e| Error::read(&live.display().to_string(), &e))?;
                 *pos = 0;
@@ -517,6 +518,68 @@ fn follow(
             _ => std::thread::sleep(FOLLOW_POLL),
         }
     }
+}
+
+/// The complete lines of `text` (newline-separated, the last without
+/// one) that the filter selects, rendered.
+fn render_lines(
+    text: &[u8],
+    filter: &Filter,
+    format: OutputFormat,
+    skipped: &mut Skipped,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    if text.is_empty() {
+        return out;
+    }
+    for l in text.split(|c| *c == b'\n') {
+        let line = Line {
+            bytes: l,
+            terminated: true,
+        };
+        if let Some((bytes, e)) = examine(line, filter, skipped) {
+            out.extend_from_slice(&render_event(bytes, &e, format));
+        }
+    }
+    out
+}
+
+/// After a copytruncate of `live` read up to `pos` (with `pending`, the
+/// start of a line, not yet printed): the rest of logrotate's copy from
+/// that line on. The copy is the newest plain backup beside the log whose
+/// bytes before `pos` end with `pending` at a line start, so that it is a
+/// copy of what was read; `None` when there is no such file.
+fn copy_tail(live: &Path, pos: u64, pending: &[u8]) -> Option<Vec<u8>> {
+    let from = pos.checked_sub(pending.len() as u64)?;
+    let mut copies: Vec<(Option<std::time::SystemTime>, PathBuf)> = source::discover(live)
+        .ok()?
+        .into_iter()
+        .filter(|p| p != live && p.extension().is_none_or(|e| e != "gz"))
+        .filter_map(|p| {
+            let m = std::fs::metadata(&p).ok()?;
+            (m.len() >= pos).then(|| (m.modified().ok(), p))
+        })
+        .collect();
+    copies.sort();
+    copies
+        .iter()
+        .rev()
+        .find_map(|(_, p)| tail_if_copy(p, from, pending))
+}
+
+/// `copy` from offset `from`, when a line starts there and begins with
+/// `pending`.
+fn tail_if_copy(copy: &Path, from: u64, pending: &[u8]) -> Option<Vec<u8>> {
+    let mut f = std::fs::File::open(copy).ok()?;
+    f.seek(SeekFrom::Start(from.saturating_sub(1))).ok()?;
+    let mut rest = Vec::new();
+    f.read_to_end(&mut rest).ok()?;
+    let tail = if from == 0 {
+        &rest[..]
+    } else {
+        (rest.first() == Some(&b'\n')).then(|| &rest[1..])?
+    };
+    tail.starts_with(pending).then(|| tail.to_vec())
 }
 
 /// The live file, its offset and inode; waits for it to exist.
