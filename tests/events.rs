@@ -528,9 +528,23 @@ fn follow_reads_across_a_rename_and_a_truncate() {
     std::thread::sleep(std::time::Duration::from_millis(600));
     append(&real[23..26]);
     seen.extend((20..26).map(|_| next()));
+    // A copytruncate that the file outgrows again before the follower looks:
+    // it sees the file start with other bytes.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let bytes = |r: std::ops::Range<usize>| real[r].iter().map(|l| l.len() + 1).sum::<usize>();
+    assert!(bytes(26..40) > bytes(23..26));
+    std::fs::copy(&live, t.path().join("audit.log-20261202-1764652000")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&real[26..40]);
+    seen.extend((26..40).map(|_| next()));
     let _ = done.send(());
     watchdog.join().unwrap();
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(seen, real[5..26]);
+    assert_eq!(seen, real[5..40]);
 }

@@ -470,6 +470,9 @@ fn follow(
     // once more to its end (the writer wrote its last line before the
     // rename), then the new one is opened.
     let mut draining = false;
+    // The first bytes of the file as last seen: a copytruncate that the
+    // file outgrew again between two looks changes them.
+    let mut head: Vec<u8> = Vec::new();
     loop {
         let (file, pos, ino) = &mut opened;
         let n = match file.read(&mut block) {
@@ -493,15 +496,19 @@ fn follow(
         if draining {
             draining = false;
             pending.clear();
+            head.clear();
             opened = open_live(live, false)?;
             continue;
         }
+        // Idle: wait, then look for a rotation right before reading again.
+        std::thread::sleep(FOLLOW_POLL);
+        let rewritten = !same_head(file, &mut head);
         match std::fs::metadata(live) {
             Ok(m) if m.ino() != *ino => draining = true,
             // Emptied in place (copytruncate). What was written after our
             // last read and before the copy is in logrotate's copy: read
             // it from there first.
-            Ok(m) if m.len() < *pos => {
+            Ok(m) if m.len() < *pos || rewritten => {
                 if let Some(rest) = copy_tail(live, *pos, &pending) {
                     let end = memchr::memrchr(b'\n', &rest).map_or(0, |i| i + 1);
                     let text =
@@ -514,10 +521,29 @@ fn follow(
                     .map_err(|e| Error::read(&live.display().to_string(), &e))?;
                 *pos = 0;
                 pending.clear();
+                head.clear();
             }
-            _ => std::thread::sleep(FOLLOW_POLL),
+            _ => {}
         }
     }
+}
+
+/// Whether the file still starts with `head` (then `head` grows to up to
+/// 256 bytes of it).
+fn same_head(file: &std::fs::File, head: &mut Vec<u8>) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut now = [0u8; 256];
+    let Ok(n) = file.read_at(&mut now, 0) else {
+        return true;
+    };
+    let k = n.min(head.len());
+    if now[..k] != head[..k] {
+        return false;
+    }
+    if n > head.len() {
+        *head = now[..n].to_vec();
+    }
+    true
 }
 
 /// The complete lines of `text` (newline-separated, the last without
