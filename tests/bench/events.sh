@@ -141,6 +141,15 @@ best kn_text denied
 kn_s=$secs
 row "denied, the events printed (\`--denied\` > /dev/null; jq: its lines)" "$jq_s" "$kn_s"
 
+# Memory: the peak RSS of the two runs that hold the most (every event
+# printed through the time-order window, and a --by table), which must not
+# grow with the log.
+rss() { /usr/bin/time -f %M "$BIN" events --file "$F" "$@" 2>&1 >/dev/null | tail -1; }
+[[ -x /usr/bin/time ]] || die "/usr/bin/time is missing: apt-get install -y time"
+rss_json=$(rss --format json)
+rss_by=$(rss --by user)
+[[ $rss_json =~ ^[0-9]+$ && $rss_by =~ ^[0-9]+$ ]] || die "no peak RSS from /usr/bin/time ($rss_json, $rss_by)"
+
 cat <<EOF
 
 kaudit-node events against jq, $(date -u +%F): $(awk -v b="$size" 'BEGIN { printf "%.1f", b / 1048576 }') MiB ($size bytes), $events events; $(nproc) CPUs; $(jq --version); MiB = 2^20 bytes
@@ -150,4 +159,6 @@ kaudit-node events against jq, $(date -u +%F): $(awk -v b="$size" 'BEGIN { print
 |---|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${rows[@]}")
 | ceiling: \`cat F > /dev/null\`, $(fmt "$cat_s") s | — | — | — | — | $cat_rate |
+
+Peak RSS: $((rss_json / 1024)) MiB printing every event (\`--format json\`), $((rss_by / 1024)) MiB for \`--by user\`.
 EOF
