@@ -90,9 +90,8 @@ fn count(args: &[&str], files: &[PathBuf]) -> u64 {
         .unwrap_or_else(|_| panic!("{args:?}: {:?}", r.stdout))
 }
 
-/// Every line of the files, decoded, for the counts that the README does
-/// not give (an independent reading with serde_json::Value).
-fn all_events(files: &[PathBuf]) -> Vec<serde_json::Value> {
+/// Every non-blank line of the files, in file order.
+fn all_lines(files: &[PathBuf]) -> Vec<String> {
     files
         .iter()
         .flat_map(|f| {
@@ -100,9 +99,18 @@ fn all_events(files: &[PathBuf]) -> Vec<serde_json::Value> {
                 .unwrap()
                 .lines()
                 .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str(l).unwrap())
+                .map(str::to_string)
                 .collect::<Vec<_>>()
         })
+        .collect()
+}
+
+/// Every line of the files, decoded, for the counts that the README does
+/// not give (an independent reading with serde_json::Value).
+fn all_events(files: &[PathBuf]) -> Vec<serde_json::Value> {
+    all_lines(files)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
 
@@ -329,16 +337,7 @@ fn torn_and_nul_padded_copies_give_the_same_answers_and_count_the_skips() {
 #[test]
 fn json_is_the_raw_lines_merged_in_time_order() {
     let files = logs(&data());
-    let raw: std::collections::HashSet<String> = files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let raw: std::collections::HashSet<String> = all_lines(&files).into_iter().collect();
     // The files given newest first: the output is in time order anyway.
     let mut reversed = files.clone();
     reversed.reverse();
@@ -435,6 +434,18 @@ fn errors_name_the_file_and_say_so_in_the_exit_code() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no audit log"));
 }
 
+/// What logrotate's copytruncate does: a copy, then the file emptied in
+/// place.
+fn copytruncate(live: &Path, copy: &Path) {
+    std::fs::copy(live, copy).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
 fn golden(name: &str, got: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/events")
@@ -518,13 +529,7 @@ fn follow_reads_across_a_rename_and_a_truncate() {
     // logrotate's copy, the file emptied in place, then written again.
     std::thread::sleep(std::time::Duration::from_millis(600));
     append(&real[20..23]);
-    std::fs::copy(&live, t.path().join("audit.log-20261202-1764651950")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&live)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    copytruncate(&live, &t.path().join("audit.log-20261202-1764651950"));
     std::thread::sleep(std::time::Duration::from_millis(600));
     append(&real[23..26]);
     seen.extend((20..26).map(|_| next()));
@@ -533,13 +538,7 @@ fn follow_reads_across_a_rename_and_a_truncate() {
     std::thread::sleep(std::time::Duration::from_millis(600));
     let bytes = |r: std::ops::Range<usize>| real[r].iter().map(|l| l.len() + 1).sum::<usize>();
     assert!(bytes(26..40) > bytes(23..26));
-    std::fs::copy(&live, t.path().join("audit.log-20261202-1764652000")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&live)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    copytruncate(&live, &t.path().join("audit.log-20261202-1764652000"));
     append(&real[26..40]);
     seen.extend((26..40).map(|_| next()));
     let _ = done.send(());
@@ -556,16 +555,7 @@ fn follow_reads_across_a_rename_and_a_truncate() {
 fn the_screen_never_drops_a_selected_event() {
     use clap::Parser;
     use kaudit_node::events::{event::Event, filter::Filter};
-    let lines: Vec<String> = logs(&data())
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let lines = all_lines(&logs(&data()));
     let filters: Vec<Vec<&str>> = vec![
         vec!["--secrets"],
         vec!["--exec"],
