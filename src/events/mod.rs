@@ -39,6 +39,10 @@ use source::{Line, Skipped};
 /// order: an event is printed once this many later ones have been read.
 const REORDER_WINDOW: usize = 4096;
 
+/// What to do when a log cannot be read for its permissions.
+const PERMISSION_HINT: &str = "; audit logs are readable by root and, when log.group is set, by that group: \
+     run kaudit-node events as root or as a member of it";
+
 /// How often `--follow` looks for new lines and rotations when idle.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
@@ -107,8 +111,13 @@ pub fn sources(a: &EventsArgs, live: Option<&Path>) -> Result<Vec<PathBuf>> {
         return Ok(a.file.clone());
     }
     let live = live.expect("a live log without --file");
-    let found = source::discover(live)
-        .map_err(|e| Error::read(&live.parent().unwrap_or(live).display().to_string(), &e))?;
+    let found = source::discover(live).map_err(|e| {
+        let mut err = Error::read(&live.parent().unwrap_or(live).display().to_string(), &e);
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            err.message.push_str(PERMISSION_HINT);
+        }
+        err
+    })?;
     if found.len() == 1 && !found[0].exists() {
         return Err(Error::no_input(format!(
             "{}: no audit log and no backups of it (has kaudit-node apply run?)",
@@ -166,6 +175,12 @@ pub fn run(
             "kaudit-node: error: {}: cannot read: {}\n",
             u.path.display(),
             u.error
+        ));
+    }
+    if summary.unreadable.iter().any(|u| u.denied) {
+        notes.push_str(&format!(
+            "kaudit-node: {}\n",
+            PERMISSION_HINT.trim_start_matches("; ")
         ));
     }
     let _ = out.flush();
@@ -238,10 +253,7 @@ fn tally(
     for (p, piece) in paths.iter().zip_pieces() {
         match piece {
             Ok(piece) => pieces.push(piece),
-            Err(e) => total.unreadable.push(Unreadable {
-                path: p.clone(),
-                error: e.to_string(),
-            }),
+            Err(e) => total.unreadable.push(Unreadable::new(p, &e)),
         }
     }
     let by = match output {
@@ -261,10 +273,7 @@ fn tally(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(piece) = pieces.get(i) else { break };
                     if let Err(e) = tally_piece(piece, filter, by, &mut mine) {
-                        mine.unreadable.push(Unreadable {
-                            path: piece.path.clone(),
-                            error: e.to_string(),
-                        });
+                        mine.unreadable.push(Unreadable::new(&piece.path, &e));
                     }
                 }
                 let mut t = shared.lock().expect("no worker panics holding it");
@@ -407,10 +416,7 @@ fn emit(
         });
         match opened {
             Ok(s) => streams.push(s),
-            Err(e) => summary.unreadable.push(Unreadable {
-                path: p.clone(),
-                error: e.to_string(),
-            }),
+            Err(e) => summary.unreadable.push(Unreadable::new(p, &e)),
         }
     }
     // A file's lines are in write order, which is not quite time order
@@ -437,10 +443,7 @@ fn emit(
         }
         summary.matched += 1;
         if let Err(e) = s.advance(filter, format, &mut summary.skipped) {
-            summary.unreadable.push(Unreadable {
-                path: s.path.clone(),
-                error: e.to_string(),
-            });
+            summary.unreadable.push(Unreadable::new(&s.path, &e));
             s.head = None;
         }
     }

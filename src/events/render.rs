@@ -125,6 +125,18 @@ pub struct Summary {
 pub struct Unreadable {
     pub path: PathBuf,
     pub error: String,
+    #[serde(skip)]
+    pub denied: bool,
+}
+
+impl Unreadable {
+    pub fn new(path: &std::path::Path, e: &std::io::Error) -> Unreadable {
+        Unreadable {
+            path: path.to_path_buf(),
+            error: e.to_string(),
+            denied: e.kind() == std::io::ErrorKind::PermissionDenied,
+        }
+    }
 }
 
 #[derive(Debug, serde::Serialize)]
