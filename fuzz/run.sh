@@ -38,8 +38,8 @@ else
     limit=(-max_total_time="$secs")
     what="${secs}s, random seed"
 fi
-targets=(unit unit_load policy config logrotate)
-declare -A max_len=([unit]=4096 [unit_load]=8192 [policy]=8192 [config]=4096 [logrotate]=4096)
+targets=(unit unit_load policy config logrotate events)
+declare -A max_len=([unit]=4096 [unit_load]=8192 [policy]=8192 [config]=4096 [logrotate]=4096 [events]=8192)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz/run.sh: cargo-fuzz is not installed (cargo install --locked cargo-fuzz)" >&2

@@ -11,8 +11,8 @@
 
 #![no_main]
 
-use kaudit_node::glob::{self, MAX_PATTERN};
 use kaudit_node::check::logrotate;
+use kaudit_node::glob::{self, MAX_PATTERN};
 use libfuzzer_sys::fuzz_target;
 
 const LOG: &str = "/var/log/kubernetes/audit/audit.log";
@@ -56,7 +56,10 @@ fuzz_target!(|data: &[u8]| {
     let (conf, path) = match data.iter().position(|b| *b == 0) {
         Some(i) => {
             let path = &data[i + 1..];
-            (&data[..i], Some(String::from_utf8_lossy(&path[..path.len().min(255)])))
+            (
+                &data[..i],
+                Some(String::from_utf8_lossy(&path[..path.len().min(255)])),
+            )
         }
         None => (data, None),
     };
