@@ -32,30 +32,23 @@
 # (with venv) and PyPI for the first run. Prints the figures it sees.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-SB=$HERE/sandbox.sh
+TAG=ansible-test
+# shellcheck source=tests/system/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CONTRIB=$REPO/contrib/ansible
-UNIT=kube-apiserver.service
-LOG=/var/log/kubernetes/audit/audit.log
-DROPIN=/etc/systemd/system/$UNIT.d/50-kaudit-node.conf
-POLICY=/etc/kubernetes/audit-policy.yaml
 CONF=/etc/kaudit-node/config.toml
 NODE_BIN=/usr/local/sbin/kaudit-node
 WORK=/var/tmp/kaudit-ansible-$$
 NODES=(1 2 3)
 BOOTED=()
-SCENARIO=setup
-PASSED=()
-FIGURES=()
 OUT=""
 RC=0
 # Generous: three sandboxes share 2 cores with whatever else runs.
 PLAY_TIMEOUT=${ANSIBLE_TEST_PLAY_TIMEOUT:-900}
 
-say() { echo "ansible-test: $*" >&2; }
-fail() {
-	echo "ansible-test: FAIL [$SCENARIO]: $*" >&2
+# What lib.sh's fail shows for this test: the play's results and each
+# node's journal.
+fail_details() {
 	if [[ -n $OUT && -s ${OUT%.out}.tsv ]]; then
 		echo "--- ansible-playbook results (${OUT%.out}.tsv: play, task, host, status, message)" >&2
 		cut -c1-400 "${OUT%.out}.tsv" >&2
@@ -72,7 +65,6 @@ fail() {
 		echo "--- journal of $UNIT on node$n" >&2
 		in_node "$n" journalctl -u "$UNIT" -n 10 --no-pager -o cat >&2 2>/dev/null || true
 	done
-	exit 1
 }
 sbdir() { echo "/var/tmp/kaudit-ansible-$$-node$1"; }
 in_node() {
@@ -80,11 +72,9 @@ in_node() {
 	shift
 	"$SB" exec "$(sbdir "$n")" "$@"
 }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-main_pid() { in_node "$1" systemctl show -p MainPID --value "$UNIT"; }
-active() { in_node "$1" systemctl is-active "$UNIT" 2>/dev/null || true; }
+node_main_pid() { in_node "$1" systemctl show -p MainPID --value "$UNIT"; }
+node_active() { in_node "$1" systemctl is-active "$UNIT" 2>/dev/null || true; }
 # The wall-clock start of the main process, in microseconds since the epoch
 # (the clock is the host's: comparable across the nodes).
 start_us() {
@@ -92,10 +82,10 @@ start_us() {
 		/org/freedesktop/systemd1/unit/kube_2dapiserver_2eservice \
 		org.freedesktop.systemd1.Service ExecMainStartTimestamp | awk '{print $2}'
 }
-reloads() { in_node "$1" journalctl _PID=1 --no-pager -o cat 2>/dev/null | grep -c '^Reloading' || true; }
+node_reloads() { in_node "$1" journalctl _PID=1 --no-pager -o cat 2>/dev/null | grep -c '^Reloading' || true; }
 node_hash() { in_node "$1" sh -c "cat $DROPIN $POLICY $CONF $NODE_BIN 2>/dev/null | sha256sum"; }
 # The last value of --NAME in the main process's argv (pflag: last wins).
-flag_value() { in_node "$1" cat "/proc/$(main_pid "$1")/cmdline" | tr '\0' '\n' | sed -n "s/^--$2=//p" | tail -1; }
+node_flag_value() { in_node "$1" cat "/proc/$(node_main_pid "$1")/cmdline" | tr '\0' '\n' | sed -n "s/^--$2=//p" | tail -1; }
 # requestReceivedTimestamp of the first event in the log, in microseconds.
 first_event_us() {
 	in_node "$1" head -n1 "$LOG" | python3 -c '
@@ -104,7 +94,7 @@ t = json.loads(sys.stdin.readline())["requestReceivedTimestamp"]
 d = datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
 print(int(d.timestamp()) * 1000000 + d.microsecond)'
 }
-wait_events() {
+node_wait_events() {
 	local i
 	for ((i = 0; i < 150; i++)); do
 		if grep -qv '^0$' <<<"$(in_node "$1" sh -c "grep -c '\"kind\":\"Event\"' $LOG 2>/dev/null")"; then
@@ -117,10 +107,11 @@ wait_events() {
 
 # Everything a run must not change on a node: main PID and start, number of
 # daemon-reloads, kaudit-node's files and binary.
-state() { echo "pid=$(main_pid "$1") start=$(start_us "$1") reloads=$(reloads "$1") files=$(node_hash "$1")"; }
+state() { echo "pid=$(node_main_pid "$1") start=$(start_us "$1") reloads=$(node_reloads "$1") files=$(node_hash "$1")"; }
 
-cleanup() {
-	local rc=$? n
+# lib.sh's on_exit calls this: the nodes powered off, the outputs kept.
+cleanup_more() {
+	local rc=$1 n
 	for n in "${BOOTED[@]}"; do
 		"$SB" down "$(sbdir "$n")" >/dev/null 2>&1 || true
 	done
@@ -132,9 +123,7 @@ cleanup() {
 		[[ $rc == 0 ]] || say "outputs kept in $REPO/target/ansible-test/"
 		rm -rf -- "$WORK"
 	fi
-	exit "$rc"
 }
-trap cleanup EXIT
 
 # play NAME [ARGS...]: runs the example playbook against the three nodes; sets
 # RC and OUT (the output file). JSON=1 selects the ansible.posix.json callback;
@@ -190,14 +179,14 @@ CHECK_TASK="kaudit_node : Check audit logging"
 # --- setup ----------------------------------------------------------------
 
 # Boots sandbox node N with the kthw unit and the stand-in started.
-boot() {
+node_boot() {
 	local n=$1 t0
 	t0=$(now)
 	"$SB" up "$(sbdir "$n")" 2>/dev/null
 	BOOTED+=("$n")
 	"$SB" install-flavor "$(sbdir "$n")" kthw >/dev/null
 	in_node "$n" systemctl start "$UNIT"
-	[[ $(active "$n") == active ]] || fail "node$n: $UNIT did not start"
+	[[ $(node_active "$n") == active ]] || fail "node$n: $UNIT did not start"
 	FIGURES+=("node$n booted, stand-in started: $(since "$t0") s")
 }
 
@@ -227,7 +216,7 @@ setup() {
 	fi
 
 	# One after another: each boot uses the two shared cores for a few seconds.
-	for n in "${NODES[@]}"; do boot "$n"; done
+	for n in "${NODES[@]}"; do node_boot "$n"; done
 
 	{
 		echo "[kube_control_plane]"
@@ -253,17 +242,17 @@ EOF
 
 scenario_converge() {
 	local n pid0=() res prev_ev=0 st ev
-	for n in "${NODES[@]}"; do pid0[n]=$(main_pid "$n"); done
+	for n in "${NODES[@]}"; do pid0[n]=$(node_main_pid "$n"); done
 	JSON=1 play converge
 	[[ $RC == 0 ]] || fail "first run: exit $RC"
 	res=$WORK/converge.tsv
 	for n in "${NODES[@]}"; do
 		[[ $(status_of "$res" "node$n" "$APPLY_TASK") == changed ]] || fail "node$n: the apply task is not 'changed': $(grep "node$n" "$res")"
 		[[ $(status_of "$res" "node$n" "$CHECK_TASK" | sort -u) == ok ]] || fail "node$n: the check is not ok"
-		[[ $(main_pid "$n") != "${pid0[n]}" && $(active "$n") == active ]] || fail "node$n: not restarted, or not active"
-		[[ $(flag_value "$n" audit-log-path) == "$LOG" ]] || fail "node$n: --audit-log-path is not effective"
-		[[ $(flag_value "$n" audit-policy-file) == "$POLICY" ]] || fail "node$n: --audit-policy-file is not effective"
-		wait_events "$n" || fail "node$n: no audit event in $LOG"
+		[[ $(node_main_pid "$n") != "${pid0[n]}" && $(node_active "$n") == active ]] || fail "node$n: not restarted, or not active"
+		[[ $(node_flag_value "$n" audit-log-path) == "$LOG" ]] || fail "node$n: --audit-log-path is not effective"
+		[[ $(node_flag_value "$n" audit-policy-file) == "$POLICY" ]] || fail "node$n: --audit-policy-file is not effective"
+		node_wait_events "$n" || fail "node$n: no audit event in $LOG"
 		# The role's defaults are kaudit-node's own: an empty configuration (in
 		# /run: kaudit-node refuses a configuration in /tmp, which others can write)
 		# plans nothing on the converged node.
@@ -321,7 +310,7 @@ scenario_check() {
 			grep -q "^changed: \[node$n\]" || fail "node$n: the plan task did not report 'changed'"
 		[[ $(state "$n") == "${before[n]}" ]] || fail "node$n: changed in check mode: ${before[n]} -> $(state "$n")"
 		[[ $(in_node "$n" sh -c 'ls -d /run/kaudit-node-plan.* 2>/dev/null | wc -l') == 0 ]] || fail "node$n: the plan's temporary directory was left"
-		[[ $(flag_value "$n" audit-log-maxage) == 30 ]] || fail "node$n: maxage changed in check mode"
+		[[ $(node_flag_value "$n" audit-log-maxage) == 30 ]] || fail "node$n: maxage changed in check mode"
 	done
 	PASSED+=("check mode (--check --diff, maxage 30 -> 45): config.toml and drop-in diffs shown for each node, 'changed' reported, nothing changed (PIDs, start times, reloads, files)")
 }
@@ -361,14 +350,14 @@ scenario_failure() {
 	res=$WORK/failure.tsv
 	# Node 1: changed, on the new configuration.
 	[[ $(status_of "$res" node1 "$APPLY_TASK") == changed ]] || fail "node1: the apply task is not 'changed'"
-	[[ $(flag_value 1 audit-log-maxage) == 31 ]] || fail "node1: --audit-log-maxage=31 not effective"
+	[[ $(node_flag_value 1 audit-log-maxage) == 31 ]] || fail "node1: --audit-log-maxage=31 not effective"
 	# Node 2: failed with kaudit-node's message; rolled back, active, on the previous configuration.
 	[[ $(status_of "$res" node2 "$APPLY_TASK") == failed ]] || fail "node2: the apply task did not fail"
 	msg=$(awk -F'\t' -v t="$APPLY_TASK" '$4 == "node2" && index($3, t) == 1 { print $6 }' "$res")
 	grep -q '^kaudit-node apply failed at step "' <<<"$msg" || fail "node2: the failure message is not kaudit-node's: $msg"
 	grep -q 'rolled back' <<<"$msg" || fail "node2: the message does not say it was rolled back: $msg"
-	[[ $(active 2) == active ]] || fail "node2: not active after the rollback"
-	[[ $(flag_value 2 audit-log-maxage) == 30 ]] || fail "node2: not back on --audit-log-maxage=30"
+	[[ $(node_active 2) == active ]] || fail "node2: not active after the rollback"
+	[[ $(node_flag_value 2 audit-log-maxage) == 30 ]] || fail "node2: not back on --audit-log-maxage=30"
 	[[ $(in_node 2 sh -c "cat $DROPIN $POLICY | sha256sum") == "$files2" ]] || fail "node2: kaudit-node's files were not restored"
 	grep -q 'stats node2 changed=[0-9]* failures=1' "$res" || fail "node2: not counted as failed"
 	# Node 3: untouched; the play stopped, and the gate play did not run.
@@ -403,7 +392,7 @@ scenario_package() {
 	deb=$WORK/$(basename "$deb")
 	for n in "${BOOTED[@]}"; do "$SB" down "$(sbdir "$n")" >/dev/null 2>&1 || true; done
 	BOOTED=()
-	boot 4
+	node_boot 4
 	{
 		echo "[kube_control_plane]"
 		inventory_host 4
@@ -425,8 +414,8 @@ EOF
 	[[ $(status_of "$res" node4 "$APPLY_TASK") == changed ]] || fail "node4: the apply task is not 'changed'"
 	[[ $(in_node 4 dpkg-query -W -f '${Status}' kaudit-node) == "install ok installed" ]] || fail "node4: kaudit-node is not installed"
 	in_node 4 grep -q 'Ansible managed' "$CONF" || fail "node4: $CONF is not the role's"
-	wait_events 4 || fail "node4: no audit event"
-	[[ $(flag_value 4 audit-log-path) == "$LOG" ]] || fail "node4: --audit-log-path not effective"
+	node_wait_events 4 || fail "node4: no audit event"
+	[[ $(node_flag_value 4 audit-log-path) == "$LOG" ]] || fail "node4: --audit-log-path not effective"
 	before=$(state 4)
 	INV=$WORK/package.ini JSON=1 play package-again
 	[[ $RC == 0 ]] || fail "package mode, second run: exit $RC"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034 # what it defines is used by the scripts sourcing it
-# What the single-sandbox system tests share (smoke.sh, apply.sh, check.sh, faults.sh,
-# packages.sh, badinput.sh): sourced, never run.
+# What the system tests share (every tests/system/*.sh but sandbox.sh and
+# matrix.sh, which run the others): sourced, never run.
 #
 # Before sourcing, a script sets TAG: the word its messages start with and
 # part of its sandbox directories' names. DIR is the current sandbox (empty:
@@ -24,10 +24,14 @@ FIGURES=()
 
 say() { echo "$TAG: $*" >&2; }
 
-# Fails the run, with the end of the apiserver's journal.
+# Fails the run, with the end of the apiserver's journal; a script with
+# more to show (several sandboxes, a tool's output) defines fail_details,
+# which is called instead.
 fail() {
 	echo "$TAG: FAIL [$SCENARIO]: $*" >&2
-	if [[ -n $DIR ]]; then
+	if declare -F fail_details >/dev/null; then
+		fail_details
+	elif [[ -n $DIR ]]; then
 		echo "--- journal of $UNIT" >&2
 		in_sb journalctl -u "$UNIT" -n 25 --no-pager -o cat >&2 2>/dev/null || true
 	fi
@@ -122,9 +126,13 @@ run_scenarios() {
 	fi
 }
 
+# On exit: the current sandbox powered off, then what a script with more
+# to clean up (several sandboxes, outputs to keep) does in its
+# cleanup_more, given the exit status.
 on_exit() {
 	local rc=$?
 	down
+	if declare -F cleanup_more >/dev/null; then cleanup_more "$rc"; fi
 	exit "$rc"
 }
 trap on_exit EXIT
